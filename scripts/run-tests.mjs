@@ -19,7 +19,9 @@ const files = collect(root)
   .filter((f) => !filter || f.includes(filter))
   .sort();
 if (files.length === 0) {
-  console.error(`no test files under ${root}${filter ? ` matching ${filter}` : ""} — run "npm run build" first`);
+  console.error(
+    `no test files under ${root}${filter ? ` matching ${filter}` : ""} — run "npm run build" first`,
+  );
   process.exit(1);
 }
 const result = spawnSync(

@@ -1,0 +1,144 @@
+// actors: the one way an actor kind is brought to life — a nact actor bound to a router address.
+// Wraps mailbox guarding, replies, crash supervision and stopping, so kinds never call nact directly.
+
+import { dispatch, type Ref, spawn, stop } from "nact";
+import type { Logger } from "../bootstrap/log.js";
+import {
+  type Address,
+  addressKey,
+  type Envelope,
+  formatAddress,
+  type ReplyTo,
+} from "../transport/envelope.js";
+import { MailError, toWireError } from "../transport/errors.js";
+import type { LocalTarget, Router } from "../transport/router.js";
+
+export interface ActorContext {
+  readonly self: Address;
+  readonly router: Router;
+  readonly log: Logger;
+  /** The reply target of the mail being handled, when it was an ask. */
+  readonly replyTo: ReplyTo | undefined;
+  /** Answers the current ask (no-op otherwise). */
+  reply(value: unknown): void;
+  /** Answers the current ask with an error. */
+  fail(error: unknown): void;
+  /** Mail to this actor itself, e.g. from a timer or a completed I/O. */
+  tell(body: unknown): void;
+  /**
+   * Stops this actor after the current message if no other mail is queued (otherwise the request
+   * lapses); later mail to its address re-creates the actor (on-demand kinds) or is dropped.
+   */
+  stop(): void;
+}
+
+export interface Behaviour<S, M> {
+  /** Handles one message; mail of one actor is handled strictly one at a time, in order. */
+  receive(state: S, message: M, ctx: ActorContext): S | Promise<S>;
+  /** Called once when the actor stops (timers off, watchers released). */
+  stopped?(state: S, ctx: ActorContext): void;
+}
+
+export interface SpawnOptions {
+  /** Mail beyond this many queued messages is refused (nact mailboxes are unbounded). */
+  maxMailbox: number;
+  log: Logger;
+  /** Counted on every crash; the actor resumes with its state as before the failing message. */
+  onCrash?: (address: Address, error: unknown) => void;
+}
+
+export interface ActorHandle extends LocalTarget {
+  readonly address: Address;
+  stop(): void;
+}
+
+/** nact names allow a restricted alphabet: base64url keeps any id valid and unique. */
+function actorName(address: Address): string {
+  return Buffer.from(addressKey(address), "utf8").toString("base64url");
+}
+
+export function spawnActor<S, M>(
+  parent: Ref<unknown>,
+  router: Router,
+  address: Address,
+  behaviour: Behaviour<S, M>,
+  initialState: S,
+  options: SpawnOptions,
+): ActorHandle {
+  const log = options.log.child({ actor: formatAddress(address) });
+  let queued = 0;
+  let stopped = false;
+  let current: Envelope | undefined;
+
+  const stopSelf = (state: S): void => {
+    if (stopped) return;
+    stopped = true;
+    router.unbind(address);
+    stop(ref);
+    behaviour.stopped?.(state, makeContext(undefined));
+  };
+
+  function makeContext(envelope: Envelope | undefined): ActorContext {
+    return {
+      self: address,
+      router,
+      log,
+      replyTo: envelope?.replyTo,
+      reply: (value) => router.reply(envelope?.replyTo, { ok: true, value }),
+      fail: (error) => router.reply(envelope?.replyTo, { ok: false, error: toWireError(error) }),
+      tell: (body) => router.send(address, body),
+      stop: () => {
+        stopRequested = true;
+      },
+    };
+  }
+
+  let stopRequested = false;
+  const ref = spawn(
+    parent as never,
+    async (state: S, envelope: Envelope) => {
+      queued -= 1;
+      current = envelope;
+      const ctx = makeContext(envelope);
+      const next = await behaviour.receive(state, envelope.body as M, ctx);
+      current = undefined;
+      // Mail already queued must not be lost with the mailbox: stop only when it is empty.
+      if (stopRequested && queued === 0) stopSelf(next);
+      stopRequested = false;
+      return next;
+    },
+    actorName(address),
+    {
+      initialState,
+      onCrash: (_msg: unknown, error: Error, ctx: { resume: symbol }) => {
+        log.error("actor crashed on a message; resuming with its previous state", { error });
+        options.onCrash?.(address, error);
+        if (current?.replyTo) {
+          router.reply(current.replyTo, { ok: false, error: toWireError(error) });
+        }
+        current = undefined;
+        return ctx.resume;
+      },
+    } as never,
+  ) as Ref<Envelope>;
+
+  const handle: ActorHandle = {
+    address,
+    deliver(envelope) {
+      if (stopped) throw new MailError("no-actor", `actor ${formatAddress(address)} stopped`, true);
+      if (queued >= options.maxMailbox) {
+        throw new MailError("overloaded", `mailbox of ${formatAddress(address)} is full`, true);
+      }
+      queued += 1;
+      dispatch(ref, envelope);
+    },
+    stop() {
+      if (stopped) return;
+      stopped = true;
+      router.unbind(address);
+      stop(ref);
+    },
+  };
+  router.bind(address, handle);
+  return handle;
+}

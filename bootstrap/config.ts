@@ -1,0 +1,243 @@
+// bootstrap: every setting of a node, its flag, environment variable, default and meaning, in one place.
+// The CLI, the README's configuration table and the embedded cluster all read this table.
+
+import { isLogLevel, type LogLevel } from "./log.js";
+
+export type Role = "primary" | "server" | "pool";
+
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
+export interface SipListen extends HostPort {
+  /** Transport advertised in our Contact by default; the node listens on UDP and TCP either way. */
+  transport: "udp" | "tcp";
+}
+
+export interface NodeConfig {
+  id: string;
+  role: Role;
+  sip: SipListen;
+  http: HostPort;
+  minExpires: number;
+  maxExpires: number;
+  defaultExpires: number;
+  maxBodyBytes: number;
+  shutdownRetryAfter: number;
+  shutdownTimeoutMs: number;
+  sipT1: number;
+  askTimeoutMs: number;
+  maxMailbox: number;
+  maxQueuedNotifies: number;
+  logLevel: LogLevel;
+}
+
+export class ConfigError extends Error {
+  override readonly name = "ConfigError";
+}
+
+interface Setting<K extends keyof NodeConfig> {
+  key: K;
+  flag: string;
+  arg: string;
+  description: string;
+  default: string;
+  parse: (raw: string) => NodeConfig[K];
+}
+
+function integer(min: number, max: number) {
+  return (raw: string): number => {
+    if (!/^\d+$/.test(raw.trim())) throw new ConfigError(`expected a whole number, got "${raw}"`);
+    const value = Number(raw);
+    if (value < min || value > max) {
+      throw new ConfigError(`expected a number from ${min} to ${max}, got ${value}`);
+    }
+    return value;
+  };
+}
+
+const IPV4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
+
+function hostPort(raw: string): HostPort {
+  const match = /^([^:/\s]+):(\d+)$/.exec(raw.trim());
+  if (!match?.[1] || !match[2]) throw new ConfigError(`expected host:port, got "${raw}"`);
+  const port = integer(0, 65535)(match[2]);
+  const host = match[1] === "localhost" ? "127.0.0.1" : match[1];
+  if (!IPV4.test(host)) throw new ConfigError(`expected an IPv4 address, got "${match[1]}"`);
+  return { host, port };
+}
+
+export function parseSipListen(raw: string): SipListen {
+  const match = /^(udp|tcp|sip):\/\/(.+)$/i.exec(raw.trim());
+  if (!match?.[1] || !match[2]) {
+    throw new ConfigError(`expected udp://host:port or tcp://host:port, got "${raw}"`);
+  }
+  const scheme = match[1].toLowerCase();
+  return { ...hostPort(match[2]), transport: scheme === "tcp" ? "tcp" : "udp" };
+}
+
+function role(raw: string): Role {
+  if (raw === "primary" || raw === "server" || raw === "pool") return raw;
+  throw new ConfigError(`expected primary, server or pool, got "${raw}"`);
+}
+
+function nodeId(raw: string): string {
+  if (!/^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/.test(raw)) {
+    throw new ConfigError(`expected letters, digits, "-" or "_" (at most 63), got "${raw}"`);
+  }
+  return raw;
+}
+
+function logLevel(raw: string): LogLevel {
+  if (isLogLevel(raw)) return raw;
+  throw new ConfigError(`expected debug, info, warn or error, got "${raw}"`);
+}
+
+/** The node settings, in the order `--help` and the README show them. */
+export const SETTINGS = [
+  {
+    key: "id",
+    flag: "--id",
+    arg: "<id>",
+    default: "n1",
+    parse: nodeId,
+    description: "node id, unique in the cluster",
+  },
+  {
+    key: "role",
+    flag: "--role",
+    arg: "<role>",
+    default: "primary",
+    parse: role,
+    description: "primary | server | pool",
+  },
+  {
+    key: "sip",
+    flag: "--sip",
+    arg: "<url>",
+    default: "udp://127.0.0.1:5060",
+    parse: parseSipListen,
+    description: "SIP address; the node listens on UDP and TCP on this port",
+  },
+  {
+    key: "http",
+    flag: "--http",
+    arg: "<host:port>",
+    default: "127.0.0.1:8080",
+    parse: hostPort,
+    description: "admin HTTP address (/healthz, /api/cluster)",
+  },
+  {
+    key: "minExpires",
+    flag: "--min-expires",
+    arg: "<s>",
+    default: "60",
+    parse: integer(1, 86400),
+    description: "shortest SUBSCRIBE/PUBLISH expiry accepted (shorter gets 423)",
+  },
+  {
+    key: "maxExpires",
+    flag: "--max-expires",
+    arg: "<s>",
+    default: "3600",
+    parse: integer(1, 604800),
+    description: "longest expiry granted (longer is cut to this)",
+  },
+  {
+    key: "defaultExpires",
+    flag: "--default-expires",
+    arg: "<s>",
+    default: "3600",
+    parse: integer(1, 604800),
+    description: "expiry granted when a request has no Expires",
+  },
+  {
+    key: "maxBodyBytes",
+    flag: "--max-body-bytes",
+    arg: "<n>",
+    default: "131072",
+    parse: integer(1024, 16777216),
+    description: "largest request body accepted (larger gets 413)",
+  },
+  {
+    key: "shutdownRetryAfter",
+    flag: "--shutdown-retry-after",
+    arg: "<s>",
+    default: "30",
+    parse: integer(0, 86400),
+    description: "retry-after in the final NOTIFY sent on shutdown",
+  },
+  {
+    key: "shutdownTimeoutMs",
+    flag: "--shutdown-timeout",
+    arg: "<ms>",
+    default: "5000",
+    parse: integer(0, 600000),
+    description: "how long shutdown waits for final NOTIFYs to be answered",
+  },
+  {
+    key: "sipT1",
+    flag: "--sip-t1",
+    arg: "<ms>",
+    default: "500",
+    parse: integer(10, 10000),
+    description: "SIP timer T1 (RTT estimate); transactions time out after 64*T1",
+  },
+  {
+    key: "askTimeoutMs",
+    flag: "--ask-timeout",
+    arg: "<ms>",
+    default: "2000",
+    parse: integer(10, 60000),
+    description: "how long the node waits for an actor's answer before a 503",
+  },
+  {
+    key: "maxMailbox",
+    flag: "--max-mailbox",
+    arg: "<n>",
+    default: "10000",
+    parse: integer(10, 10000000),
+    description: "queued messages per actor before mail is refused",
+  },
+  {
+    key: "maxQueuedNotifies",
+    flag: "--max-queued-notifies",
+    arg: "<n>",
+    default: "64",
+    parse: integer(1, 100000),
+    description: "NOTIFYs queued per subscription before intermediate states are merged",
+  },
+  {
+    key: "logLevel",
+    flag: "--log-level",
+    arg: "<level>",
+    default: "info",
+    parse: logLevel,
+    description: "debug | info | warn | error (JSON lines on stderr)",
+  },
+] as const satisfies readonly Setting<keyof NodeConfig>[];
+
+/** The environment variable of a flag: `--max-body-bytes` → `PRESENCE_MAX_BODY_BYTES`. */
+export function envName(flag: string): string {
+  return `PRESENCE_${flag.replace(/^--/, "").replace(/-/g, "_").toUpperCase()}`;
+}
+
+/** A full config from raw strings (flags or environment), defaults for the rest; throws ConfigError naming the flag. */
+export function buildConfig(raw: Partial<Record<keyof NodeConfig, string>>): NodeConfig {
+  const config: Record<string, unknown> = {};
+  for (const setting of SETTINGS) {
+    const value = raw[setting.key] ?? setting.default;
+    try {
+      config[setting.key] = setting.parse(value);
+    } catch (error) {
+      const why = error instanceof Error ? error.message : String(error);
+      throw new ConfigError(`${setting.flag} (${envName(setting.flag)}): ${why}`);
+    }
+  }
+  const result = config as unknown as NodeConfig;
+  if (result.minExpires > result.maxExpires) {
+    throw new ConfigError("--min-expires must not be larger than --max-expires");
+  }
+  return result;
+}

@@ -1,0 +1,52 @@
+// test/unit: the settings table — defaults, parsing, environment names and errors that name the flag.
+
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { buildConfig, ConfigError, envName, SETTINGS } from "../../../bootstrap/config.js";
+
+describe("config - settings table", () => {
+  it("config - defaults give a primary on 127.0.0.1:5060 with admin on 8080", () => {
+    const config = buildConfig({});
+    assert.equal(config.role, "primary");
+    assert.deepEqual(config.sip, { host: "127.0.0.1", port: 5060, transport: "udp" });
+    assert.deepEqual(config.http, { host: "127.0.0.1", port: 8080 });
+    assert.equal(config.minExpires, 60);
+    assert.equal(config.maxBodyBytes, 131072);
+  });
+
+  it("config - every flag has an environment variable named after it", () => {
+    assert.equal(envName("--max-body-bytes"), "PRESENCE_MAX_BODY_BYTES");
+    const names = SETTINGS.map((s) => envName(s.flag));
+    assert.equal(new Set(names).size, names.length);
+  });
+
+  it("config - parses SIP URLs of both transports", () => {
+    assert.deepEqual(buildConfig({ sip: "tcp://127.0.0.2:5070" }).sip, {
+      host: "127.0.0.2",
+      port: 5070,
+      transport: "tcp",
+    });
+  });
+
+  const bad: Array<[string, Record<string, string>, RegExp]> = [
+    ["role", { role: "boss" }, /--role \(PRESENCE_ROLE\): expected primary, server or pool/],
+    ["sip scheme", { sip: "http://127.0.0.1:1" }, /--sip \(PRESENCE_SIP\)/],
+    ["sip port", { sip: "udp://127.0.0.1:70000" }, /--sip .*65535/],
+    ["http", { http: "nowhere" }, /--http \(PRESENCE_HTTP\): expected host:port/],
+    ["number", { minExpires: "soon" }, /--min-expires .*whole number/],
+    ["id", { id: "a b" }, /--id/],
+    ["log level", { logLevel: "loud" }, /--log-level/],
+  ];
+  for (const [what, raw, message] of bad) {
+    it(`config - a bad ${what} is refused with the flag named`, () => {
+      assert.throws(
+        () => buildConfig(raw),
+        (e: unknown) => e instanceof ConfigError && message.test(e.message),
+      );
+    });
+  }
+
+  it("config - min expiry above max expiry is refused", () => {
+    assert.throws(() => buildConfig({ minExpires: "100", maxExpires: "50" }), /--min-expires/);
+  });
+});
