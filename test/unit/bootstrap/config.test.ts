@@ -1,6 +1,7 @@
 // test/unit: the settings table — defaults, parsing, environment names and errors that name the flag.
 
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { describe, it } from "node:test";
 import { buildConfig, ConfigError, envName, SETTINGS } from "../../../bootstrap/config.js";
 
@@ -48,5 +49,15 @@ describe("config - settings table", () => {
 
   it("config - min expiry above max expiry is refused", () => {
     assert.throws(() => buildConfig({ minExpires: "100", maxExpires: "50" }), /--min-expires/);
+  });
+});
+
+describe("config - README", () => {
+  it("config - the README's configuration table lists every setting as the code has it", () => {
+    const readme = readFileSync("README.md", "utf8");
+    for (const s of SETTINGS) {
+      const row = `| \`${s.flag}\` | \`${envName(s.flag)}\` | \`${s.default}\` | ${s.description.replace(/\|/g, "\\|")} |`;
+      assert.ok(readme.includes(row), `README row missing or stale: ${row}`);
+    }
   });
 });
