@@ -120,14 +120,15 @@ export function spawnPresenceResource(deps: ResourceDeps, address: Address): Act
       receive(state, message, ctx) {
         switch (message.type) {
           case "publish": {
+            const now = Date.now();
             const before = state.store.size;
-            const result = state.store.apply(message.request, Date.now());
+            // Lapsed publications go first: their ETags must not be refreshed (412) nor composed.
+            const lapsed = state.store.expire(now).length;
+            const result = state.store.apply(message.request, now);
             deps.stats.publications += state.store.size - before;
-            if (result.ok) {
-              deps.stats.publishesApplied += 1;
-              if (result.changed) changed(state, deps);
-              schedule(state, ctx);
-            }
+            if (result.ok) deps.stats.publishesApplied += 1;
+            if (lapsed > 0 || (result.ok && result.changed)) changed(state, deps);
+            schedule(state, ctx);
             const outcome: PublishOutcome = { ...result, version: state.version };
             ctx.reply(outcome);
             break;
