@@ -124,6 +124,9 @@ export class Ingress {
   // ---- checks shared by every method ---------------------------------------------------------
 
   private commonChecks(request: SipRequest): ResponseSpec | undefined {
+    if (request.version !== "2.0") {
+      return { status: 505, reason: "Version Not Supported" };
+    }
     if (!/^sips?:/i.test(request.uri)) {
       return { status: 416, reason: "Unsupported URI Scheme" };
     }
