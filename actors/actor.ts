@@ -25,6 +25,8 @@ export interface ActorContext {
   fail(error: unknown): void;
   /** Mail to this actor itself, e.g. from a timer or a completed I/O. */
   tell(body: unknown): void;
+  /** Hands the current mail, reply target included, to the same actor on another node. */
+  forward(node: string): void;
   /**
    * Stops this actor after the current message if no other mail is queued (otherwise the request
    * lapses); later mail to its address re-creates the actor (on-demand kinds) or is dropped.
@@ -87,6 +89,9 @@ export function spawnActor<S, M>(
       reply: (value) => router.reply(envelope?.replyTo, { ok: true, value }),
       fail: (error) => router.reply(envelope?.replyTo, { ok: false, error: toWireError(error) }),
       tell: (body) => router.send(address, body),
+      forward: (node) => {
+        if (envelope) router.forward(envelope, node);
+      },
       stop: () => {
         stopRequested = true;
       },

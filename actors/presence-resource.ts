@@ -5,6 +5,7 @@ import type { Ref } from "nact";
 import type { Logger } from "../bootstrap/log.js";
 import { composePidf, neutralPidf, type PidfDocument } from "../protocol/pidf/pidf.js";
 import {
+  type PublicationSnapshot,
   PublicationStore,
   type PublishRequest,
   type PublishResult,
@@ -22,13 +23,29 @@ export const RESOURCE_KIND = "presence";
 export type ResourceCommand =
   /** Apply a publication (ask): replies PublishOutcome. */
   | { type: "publish"; request: PublishRequest }
-  /** A node starts watching (ask): replies PresenceState. */
+  /** A node watches (ask, idempotent): replies PresenceState. Also how a node re-syncs. */
   | { type: "watch"; node: string }
   | { type: "unwatch"; node: string }
+  /** Membership changed: move to `home` if that is another node, forget watchers not alive. */
+  | { type: "rehome"; home: string; alive: string[] }
+  /** State of this presentity from its previous home (ask): merged, replies null. */
+  | { type: "adopt"; snapshot: ResourceSnapshot }
   /** Internal: a publication may have expired. */
   | { type: "expire" };
 
+/** Everything a presentity's home holds, as data that can move to another node. */
+export interface ResourceSnapshot {
+  version: number;
+  publications: PublicationSnapshot;
+  watchers: string[];
+}
+
 export type PublishOutcome = PublishResult & { version: number };
+
+/** Internal: how a handoff ended. */
+type MoveResult =
+  | { type: "moved"; home: string }
+  | { type: "move-failed"; home: string; error: string };
 
 /** The composed state of a presentity at one version; `body` is the serialised PIDF. */
 export interface PresenceState {
@@ -49,9 +66,13 @@ interface ResourceState {
   store: PublicationStore;
   version: number;
   body: Buffer;
-  /** Watching node id → number of watch requests not yet matched by unwatch. */
-  watchers: Map<string, number>;
+  /** Ids of the nodes watching (each node watches once, however many subscribers it has). */
+  watchers: Set<string>;
   timer: NodeJS.Timeout | undefined;
+  /** Set once the state went to another home: mail that still arrives here follows it. */
+  movedTo: string | undefined;
+  /** A handoff to this node is under way (ask in flight). */
+  moving: string | undefined;
 }
 
 export interface ResourceDeps {
@@ -62,6 +83,8 @@ export interface ResourceDeps {
   settings: PresenceSettings;
   /** Address of the PresenceServer of a node (where presence-changed mail goes). */
   serverOf: (node: string) => Address;
+  /** Called when the actor stops (idle, or a forwarder whose grace period ended). */
+  released: (presentity: string) => void;
 }
 
 function compose(state: ResourceState): Buffer {
@@ -93,7 +116,28 @@ function changed(state: ResourceState, deps: ResourceDeps): void {
 }
 
 function idle(state: ResourceState): boolean {
-  return state.store.size === 0 && state.watchers.size === 0;
+  return state.store.size === 0 && state.watchers.size === 0 && state.moving === undefined;
+}
+
+function snapshotOf(state: ResourceState): ResourceSnapshot {
+  return {
+    version: state.version,
+    publications: state.store.snapshot(),
+    watchers: [...state.watchers],
+  };
+}
+
+/**
+ * Sends the state to its new home and, once that home has it, turns this actor into a
+ * forwarder. A failed handoff keeps the state here; the next membership change retries.
+ */
+function handOff(state: ResourceState, home: string, ctx: ActorContext, deps: ResourceDeps): void {
+  state.moving = home;
+  const adopt: ResourceCommand = { type: "adopt", snapshot: snapshotOf(state) };
+  deps.router.ask(deps.router.address(RESOURCE_KIND, state.presentity, home), adopt).then(
+    () => ctx.tell({ type: "moved", home }),
+    (error: unknown) => ctx.tell({ type: "move-failed", home, error: String(error) }),
+  );
 }
 
 function presenceState(state: ResourceState): PresenceState {
@@ -109,15 +153,25 @@ export function spawnPresenceResource(deps: ResourceDeps, address: Address): Act
     // Versions stay monotonic across incarnations of the actor (it stops when idle).
     version: Date.now() * 1000,
     body: neutralPidf(presentity),
-    watchers: new Map(),
+    watchers: new Set(),
     timer: undefined,
+    movedTo: undefined,
+    moving: undefined,
   };
-  return spawnActor<ResourceState, ResourceCommand>(
+  return spawnActor<ResourceState, ResourceCommand | MoveResult>(
     deps.system,
     deps.router,
     address,
     {
-      receive(state, message, ctx) {
+      receive(state, message: ResourceCommand | MoveResult, ctx) {
+        if (state.movedTo !== undefined) {
+          // Not the home any more: mail queued before the move follows the state (reply
+          // target included); once the mailbox is empty the actor goes, and the router
+          // forwards later mail to the new home by placement.
+          if (message.type !== "expire") ctx.forward(state.movedTo);
+          ctx.stop();
+          return state;
+        }
         switch (message.type) {
           case "publish": {
             const now = Date.now();
@@ -134,15 +188,49 @@ export function spawnPresenceResource(deps: ResourceDeps, address: Address): Act
             break;
           }
           case "watch":
-            state.watchers.set(message.node, (state.watchers.get(message.node) ?? 0) + 1);
+            state.watchers.add(message.node);
             ctx.reply(presenceState(state));
             break;
-          case "unwatch": {
-            const count = (state.watchers.get(message.node) ?? 0) - 1;
-            if (count > 0) state.watchers.set(message.node, count);
-            else state.watchers.delete(message.node);
+          case "unwatch":
+            state.watchers.delete(message.node);
+            break;
+          case "rehome": {
+            const alive = new Set(message.alive);
+            for (const node of state.watchers) if (!alive.has(node)) state.watchers.delete(node);
+            if (message.home !== deps.router.nodeId && state.moving === undefined) {
+              handOff(state, message.home, ctx, deps);
+            }
             break;
           }
+          case "adopt": {
+            const before = state.store.size;
+            const added = state.store.merge(message.snapshot.publications);
+            deps.stats.publications += state.store.size - before;
+            for (const node of message.snapshot.watchers) state.watchers.add(node);
+            // Versions only grow, wherever the state lived before.
+            state.version = Math.max(state.version, message.snapshot.version);
+            if (added > 0) changed(state, deps);
+            schedule(state, ctx);
+            ctx.reply(null);
+            break;
+          }
+          case "moved":
+            if (state.moving !== message.home) break;
+            state.moving = undefined;
+            state.movedTo = message.home;
+            if (state.timer) clearTimeout(state.timer);
+            state.timer = undefined;
+            deps.stats.publications -= state.store.size;
+            deps.stats.resourcesMoved += 1;
+            break;
+          case "move-failed":
+            if (state.moving !== message.home) break;
+            state.moving = undefined;
+            ctx.log.warn("presentity could not move home; kept here", {
+              home: message.home,
+              error: message.error,
+            });
+            break;
           case "expire": {
             const expired = state.store.expire(Date.now());
             deps.stats.publications -= expired.length;
@@ -151,13 +239,14 @@ export function spawnPresenceResource(deps: ResourceDeps, address: Address): Act
             break;
           }
         }
-        if (idle(state)) ctx.stop();
+        if (state.movedTo !== undefined || idle(state)) ctx.stop();
         return state;
       },
       stopped(state) {
         if (state.timer) clearTimeout(state.timer);
         deps.stats.presentities -= 1;
-        deps.stats.publications -= state.store.size;
+        if (state.movedTo === undefined) deps.stats.publications -= state.store.size;
+        deps.released(presentity);
       },
     },
     initial,

@@ -91,6 +91,21 @@ export class WatchHub {
     for (const id of set) this.router.send(this.router.address("subscriber", id), mail);
   }
 
+  /**
+   * Asks every watched presentity's home again for its state (watch is idempotent) and hands
+   * anything newer to the local Subscribers: after a lost connection, changes may have been missed.
+   */
+  resync(): void {
+    for (const presentity of this.subscribers.keys()) {
+      const watch: ResourceCommand = { type: "watch", node: this.router.nodeId };
+      this.router.ask<PresenceState>(this.resourceOf(presentity), watch, this.askTimeoutMs).then(
+        (state) => this.changed(state),
+        // An unreachable home is asked again at the next reconnect; its own changes still come.
+        () => {},
+      );
+    }
+  }
+
   watchedPresentities(): number {
     return this.subscribers.size;
   }

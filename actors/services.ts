@@ -40,6 +40,8 @@ export interface NodeStats {
   actorCrashes: number;
   /** Cross-node presence-changed messages sent by home resources (one per watching node). */
   fanoutMessages: number;
+  /** Presentities whose state this node handed to a new home. */
+  resourcesMoved: number;
 }
 
 export function newNodeStats(): NodeStats {
@@ -52,6 +54,7 @@ export function newNodeStats(): NodeStats {
     publishesApplied: 0,
     actorCrashes: 0,
     fanoutMessages: 0,
+    resourcesMoved: 0,
   };
 }
 

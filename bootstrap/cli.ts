@@ -4,14 +4,24 @@
 
 import { Command, InvalidArgumentError, Option } from "commander";
 import { LoopbackHub } from "../transport/loopback.js";
-import { buildConfig, ConfigError, envName, type NodeConfig, SETTINGS } from "./config.js";
+import { NatsTransport } from "../transport/nats.js";
+import type { ActorTransport } from "../transport/transport.js";
+import {
+  buildConfig,
+  ConfigError,
+  envName,
+  type NodeConfig,
+  type Role,
+  SETTINGS,
+} from "./config.js";
 import { createLogger } from "./log.js";
 import { type RunningNode, startNode } from "./node.js";
 
 type RawOptions = Partial<Record<keyof NodeConfig, string>>;
 
-function withSettings(command: Command): Command {
+function withSettings(command: Command, except: ReadonlyArray<keyof NodeConfig> = []): Command {
   for (const setting of SETTINGS) {
+    if (except.includes(setting.key)) continue;
     const option = new Option(`${setting.flag} ${setting.arg}`, setting.description)
       .env(envName(setting.flag))
       .default(setting.default)
@@ -57,16 +67,52 @@ function runUntilSignalled(nodes: RunningNode[]): void {
   process.on("SIGTERM", onSignal);
 }
 
-async function runNodes(raw: RawOptions[]): Promise<void> {
-  const configs = raw.map(buildConfig);
+async function transportFor(config: NodeConfig, hub: LoopbackHub): Promise<ActorTransport> {
+  if (config.nats.length === 0) return hub.connect(config.id);
+  return NatsTransport.connect({
+    servers: config.nats,
+    cluster: config.cluster,
+    nodeId: config.id,
+    heartbeatMs: config.heartbeatMs,
+    deadAfterMs: config.deadAfterMs,
+    deliveryTimeoutMs: config.askTimeoutMs,
+    log: createLogger(config.logLevel, { node: config.id }),
+  });
+}
+
+async function runNodes(configs: NodeConfig[]): Promise<void> {
   const hub = new LoopbackHub();
   const nodes: RunningNode[] = [];
-  for (const config of configs) {
-    const log = createLogger(config.logLevel);
-    nodes.push(await startNode(config, { transport: hub.connect(config.id), log }));
+  try {
+    for (const config of configs) {
+      const log = createLogger(config.logLevel);
+      nodes.push(await startNode(config, { transport: await transportFor(config, hub), log }));
+    }
+  } catch (error) {
+    await Promise.allSettled(nodes.map((n) => n.stop()));
+    throw error;
   }
   for (const node of nodes) announce(node);
   runUntilSignalled(nodes);
+}
+
+/** The embedded default: a primary, two servers and a pool node, ports counted up from the base flags. */
+const EMBEDDED: ReadonlyArray<{ id: string; role: Role }> = [
+  { id: "primary", role: "primary" },
+  { id: "s1", role: "server" },
+  { id: "s2", role: "server" },
+  { id: "pool1", role: "pool" },
+];
+
+function embeddedConfigs(raw: RawOptions): NodeConfig[] {
+  const base = buildConfig(raw);
+  return EMBEDDED.map(({ id, role }, i) => ({
+    ...base,
+    id,
+    role,
+    sip: { ...base.sip, port: base.sip.port === 0 ? 0 : base.sip.port + 2 * i },
+    http: { ...base.http, port: base.http.port === 0 ? 0 : base.http.port + i },
+  }));
 }
 
 const program = new Command()
@@ -78,13 +124,18 @@ withSettings(
   program
     .command("node")
     .description("run one node (one SIP endpoint, one actor system, one admin port)"),
-).action((options: RawOptions) => runNodes([options]));
+).action((options: RawOptions) => runNodes([buildConfig(options)]));
 
 withSettings(
   program
     .command("start")
-    .description("run the embedded default: the whole cluster in this process, SIP on 127.0.0.1"),
-).action((options: RawOptions) => runNodes([options]));
+    .description(
+      "run the embedded default: a primary, two servers and a pool node in this process " +
+        "(SIP ports --sip +0/+2/+4/+6, admin ports --http +0/+1/+2/+3); " +
+        "in-process transport, or NATS with --nats",
+    ),
+  ["id", "role"],
+).action((options: RawOptions) => runNodes(embeddedConfigs(options)));
 
 program.parseAsync(process.argv).catch((error: unknown) => {
   const message =

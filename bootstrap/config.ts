@@ -20,6 +20,11 @@ export interface NodeConfig {
   role: Role;
   sip: SipListen;
   http: HostPort;
+  /** NATS server URLs; empty for a node on its own (or the embedded cluster's loopback). */
+  nats: string[];
+  cluster: string;
+  heartbeatMs: number;
+  deadAfterMs: number;
   minExpires: number;
   maxExpires: number;
   defaultExpires: number;
@@ -89,6 +94,28 @@ function nodeId(raw: string): string {
   return raw;
 }
 
+function natsUrls(raw: string): string[] {
+  const urls = raw
+    .split(",")
+    .map((u) => u.trim())
+    .filter((u) => u.length > 0);
+  for (const url of urls) {
+    if (!/^(nats|tls):\/\/[^\s/]+:\d+$/.test(url)) {
+      throw new ConfigError(`expected nats://host:port[,nats://host:port…], got "${url}"`);
+    }
+  }
+  return urls;
+}
+
+function clusterName(raw: string): string {
+  if (!/^[A-Za-z0-9_-]{1,64}$/.test(raw)) {
+    throw new ConfigError(
+      `expected letters, digits, "-" or "_" (a NATS subject token), got "${raw}"`,
+    );
+  }
+  return raw;
+}
+
 function logLevel(raw: string): LogLevel {
   if (isLogLevel(raw)) return raw;
   throw new ConfigError(`expected debug, info, warn or error, got "${raw}"`);
@@ -127,6 +154,39 @@ export const SETTINGS = [
     default: "127.0.0.1:8080",
     parse: hostPort,
     description: "admin HTTP address (/healthz, /api/cluster)",
+  },
+  {
+    key: "nats",
+    flag: "--nats",
+    arg: "<urls>",
+    default: "",
+    parse: natsUrls,
+    description:
+      "NATS server URL(s), comma-separated; none: node alone (start: in-process transport)",
+  },
+  {
+    key: "cluster",
+    flag: "--cluster",
+    arg: "<name>",
+    default: "presence",
+    parse: clusterName,
+    description: "cluster name; clusters sharing one NATS do not see each other",
+  },
+  {
+    key: "heartbeatMs",
+    flag: "--heartbeat",
+    arg: "<ms>",
+    default: "1000",
+    parse: integer(50, 60000),
+    description: "how often a node tells the cluster it is alive",
+  },
+  {
+    key: "deadAfterMs",
+    flag: "--dead-after",
+    arg: "<ms>",
+    default: "4000",
+    parse: integer(100, 600000),
+    description: "a node not heard from this long is gone",
   },
   {
     key: "minExpires",

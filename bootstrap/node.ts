@@ -5,7 +5,11 @@ import { lookup } from "node:dns/promises";
 import { isIP } from "node:net";
 import { start as startActorSystem, stop as stopActorSystem } from "nact";
 import { ALLOW, Ingress } from "../actors/ingress.js";
-import { RESOURCE_KIND, spawnPresenceResource } from "../actors/presence-resource.js";
+import {
+  RESOURCE_KIND,
+  type ResourceCommand,
+  spawnPresenceResource,
+} from "../actors/presence-resource.js";
 import { SERVER_ID, SERVER_KIND, spawnPresenceServer, WatchHub } from "../actors/server.js";
 import {
   type NodeStats,
@@ -15,20 +19,16 @@ import {
 } from "../actors/services.js";
 import { SUBSCRIBER_KIND, type SubscriberCommand, spawnSubscriber } from "../actors/subscriber.js";
 import type { Address } from "../transport/envelope.js";
+import type { MemberInfo } from "../transport/membership.js";
 import { Router } from "../transport/router.js";
 import { SipEndpoint } from "../transport/sip-endpoint.js";
 import type { ActorTransport } from "../transport/transport.js";
 import { type AdminServer, startAdmin } from "./admin.js";
 import type { HostPort, NodeConfig, Role } from "./config.js";
+import { Homes } from "./homes.js";
 import type { Logger } from "./log.js";
 
-export interface NodeView {
-  id: string;
-  role: Role;
-  sip: string;
-  http: string;
-  state: "ready" | "draining";
-}
+export type NodeView = Omit<MemberInfo, "role"> & { role: Role };
 
 export interface ClusterView {
   node: NodeView;
@@ -36,6 +36,8 @@ export interface ClusterView {
   presentities: number;
   publications: number;
   nodes: NodeView[];
+  /** The nodes presentities are placed on, as this node sees them. */
+  homes: string[];
   stats: NodeStats & { watchedPresentities: number; pendingTransactions: number };
   mail: ReturnType<Router["stats"]>;
   sip: ReturnType<SipEndpoint["stats"]>;
@@ -49,6 +51,14 @@ export interface RunningNode {
   view(): ClusterView;
   /** Ends every subscription with a final NOTIFY, then closes sockets. Idempotent. */
   stop(): Promise<void>;
+}
+
+/** Waits until every local presentity has moved to its new home (or the time is up). */
+async function handedOff(resources: ReadonlySet<string>, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (resources.size > 0 && Date.now() < deadline) {
+    await new Promise<void>((resolve) => setTimeout(resolve, 20));
+  }
 }
 
 async function resolveHost(host: string): Promise<string> {
@@ -76,8 +86,11 @@ export async function startNode(
     maxQueuedNotifies: config.maxQueuedNotifies,
     maxMailbox: config.maxMailbox,
   };
+  const homes = new Homes(config.id);
+  router.placed(RESOURCE_KIND, (presentity) => homes.homeOf(presentity));
   const resourceOf = (presentity: string): Address =>
-    router.address(RESOURCE_KIND, presentity, config.id);
+    router.address(RESOURCE_KIND, presentity, homes.homeOf(presentity));
+  const resources = new Set<string>();
   const serverOf = (node: string): Address => router.address(SERVER_KIND, SERVER_ID, node);
   const hub = new WatchHub(router, resourceOf, config.askTimeoutMs);
   const subscribers = new Set<string>();
@@ -124,9 +137,21 @@ export async function startNode(
   });
 
   spawnPresenceServer({ system, router, log, stats, settings, hub });
-  router.onDemand(RESOURCE_KIND, (address) =>
-    spawnPresenceResource({ system, router, log, stats, settings, serverOf }, address),
-  );
+  router.onDemand(RESOURCE_KIND, (address) => {
+    resources.add(address.id);
+    return spawnPresenceResource(
+      {
+        system,
+        router,
+        log,
+        stats,
+        settings,
+        serverOf,
+        released: (presentity) => resources.delete(presentity),
+      },
+      address,
+    );
+  });
 
   endpoint = await SipEndpoint.listen(
     {
@@ -141,19 +166,22 @@ export async function startNode(
   const sipAddress: HostPort = { host: endpoint.host, port: endpoint.port };
 
   let state: NodeView["state"] = "ready";
+  const startedAt = Date.now();
   const nodeView = (): NodeView => ({
     id: config.id,
     role: config.role,
     sip: `${sipAddress.host}:${sipAddress.port}`,
     http: `${admin.host}:${admin.port}`,
     state,
+    startedAt,
   });
   const view = (): ClusterView => ({
     node: nodeView(),
     subscriptions: stats.subscriptions,
     presentities: stats.presentities,
     publications: stats.publications,
-    nodes: [nodeView()],
+    nodes: deps.transport.members().map((m) => ({ ...m, role: m.role as Role })),
+    homes: [...homes.list()],
     stats: {
       ...stats,
       watchedPresentities: hub.watchedPresentities(),
@@ -167,6 +195,19 @@ export async function startNode(
     return endpoint.stats();
   };
 
+  // A change of the candidate set moves the presentities whose home changed, state and all.
+  const rehome = (members: readonly MemberInfo[]): void => {
+    if (!homes.update(members)) return;
+    const alive = members.map((m) => m.id);
+    log.info("presentity homes changed", { candidates: homes.list(), local: resources.size });
+    for (const presentity of resources) {
+      const command: ResourceCommand = { type: "rehome", home: homes.homeOf(presentity), alive };
+      router.send(router.address(RESOURCE_KIND, presentity), command);
+    }
+  };
+  deps.transport.onMembersChanged(rehome);
+  deps.transport.onReconnected(() => hub.resync());
+
   let admin: AdminServer;
   try {
     admin = await startAdmin(config.http, { view, ready: () => state === "ready" }, log);
@@ -175,6 +216,7 @@ export async function startNode(
     throw error;
   }
   ingress.open();
+  deps.transport.announce(nodeView());
   log.info("node ready", {
     role: config.role,
     sip: `${sipAddress.host}:${sipAddress.port}`,
@@ -187,24 +229,30 @@ export async function startNode(
     stopping ??= (async () => {
       state = "draining";
       ingress.drain();
-      const ending: SubscriberCommand = {
-        type: "terminate",
-        reason: "probation",
-        retryAfter: config.shutdownRetryAfter,
-      };
-      log.info("shutting down: ending subscriptions", { subscriptions: subscribers.size });
+      deps.transport.announce(nodeView());
+      // In a cluster the watcher should come back through the primary at once (deactivated);
+      // alone, it should wait a while (probation) for the node to come back.
+      const inCluster = homes.othersCanHost();
+      const ending: SubscriberCommand = inCluster
+        ? { type: "terminate", reason: "deactivated" }
+        : { type: "terminate", reason: "probation", retryAfter: config.shutdownRetryAfter };
+      log.info("shutting down: ending subscriptions", {
+        subscriptions: subscribers.size,
+        reason: ending.reason,
+      });
       await Promise.allSettled(
         [...subscribers].map((id) =>
           router.ask(router.address(SUBSCRIBER_KIND, id), ending, config.shutdownTimeoutMs),
         ),
       );
+      if (inCluster) await handedOff(resources, config.shutdownTimeoutMs);
       ingress.close();
       await endpoint?.close();
       await admin.close();
       router.close();
       await deps.transport.close();
       stopActorSystem(system);
-      log.info("node stopped");
+      log.info("node stopped", { presentitiesLeft: resources.size });
     })();
     return stopping;
   };

@@ -26,6 +26,8 @@ export interface Envelope<M = unknown> {
   traceparent?: string;
   /** ms epoch when the mail was sent (mail latency). */
   sentAt: number;
+  /** How often the mail was forwarded to another node (a home that moved); bounded against loops. */
+  hops?: number;
 }
 
 /** The kind name of the router's reply sink: mail to it completes a pending `ask`. */

@@ -24,8 +24,15 @@ export interface LocalTarget {
 /** Creates the actor for an address of its kind on first mail (e.g. a presentity's resource). */
 export type ActorFactory = (address: Address) => LocalTarget | undefined;
 
+/** Where the actor of an id of a placed kind lives now (its home node). */
+export type Placement = (id: string) => string;
+
+/** Mail forwarded more often than this is delivered where it is (two nodes disagreeing on a home). */
+const MAX_HOPS = 3;
+
 export interface RouterStats {
   localDelivered: number;
+  forwarded: number;
   remoteSent: number;
   remoteReceived: number;
   dropped: number;
@@ -66,9 +73,11 @@ export class Router {
   private readonly askTimeoutMs: number;
   private readonly bound = new Map<string, LocalTarget>();
   private readonly factories = new Map<string, ActorFactory>();
+  private readonly placements = new Map<string, Placement>();
   private readonly pending = new Map<string, PendingAsk>();
   private readonly counters: RouterStats = {
     localDelivered: 0,
+    forwarded: 0,
     remoteSent: 0,
     remoteReceived: 0,
     dropped: 0,
@@ -107,6 +116,26 @@ export class Router {
     this.factories.set(kind, factory);
   }
 
+  /**
+   * Declares a kind as placed: mail for an id of it that has no actor here goes to the id's home
+   * when that is another node (the sender's view of the home may be older than ours).
+   */
+  placed(kind: string, placement: Placement): void {
+    this.placements.set(kind, placement);
+  }
+
+  /** The home node of an id of a placed kind (this node for kinds that are not placed). */
+  homeOf(kind: string, id: string): string {
+    return this.placements.get(kind)?.(id) ?? this.nodeId;
+  }
+
+  /** Re-sends mail, unchanged but for its node and hop count, to the same actor on `node`. */
+  forward(envelope: Envelope, node: string): void {
+    const hops = (envelope.hops ?? 0) + 1;
+    this.counters.forwarded += 1;
+    this.transmit({ ...envelope, to: { ...envelope.to, node }, hops });
+  }
+
   /** Fire-and-forget mail. Never throws: undeliverable mail is logged, counted and dropped. */
   send(to: Address, body: unknown, options: SendOptions = {}): void {
     const envelope: Envelope = {
@@ -118,15 +147,20 @@ export class Router {
       ...(options.replyTo ? { replyTo: options.replyTo } : {}),
       ...(options.traceparent ? { traceparent: options.traceparent } : {}),
     };
-    if (to.node === this.nodeId) {
+    this.transmit(envelope);
+  }
+
+  private transmit(envelope: Envelope): void {
+    if (envelope.to.node === this.nodeId) {
       this.deliverLocal(envelope);
       return;
     }
     this.counters.remoteSent += 1;
-    this.transport.send(to.node, envelope).catch((error: unknown) => {
+    this.transport.send(envelope.to.node, envelope).catch((error: unknown) => {
       this.counters.dropped += 1;
-      this.log.warn("mail not delivered", { to: formatAddress(to), error });
-      this.failAsk(envelope, error);
+      this.log.warn("mail not delivered", { to: formatAddress(envelope.to), error });
+      if (envelope.replyTo?.node === this.nodeId) this.failAsk(envelope, error);
+      else this.reply(envelope.replyTo, { ok: false, error: toWireError(error) });
     });
   }
 
@@ -186,6 +220,11 @@ export class Router {
     const key = addressKey(envelope.to);
     let target = this.bound.get(key);
     if (!target) {
+      const home = this.placements.get(envelope.to.kind)?.(envelope.to.id);
+      if (home !== undefined && home !== this.nodeId && (envelope.hops ?? 0) < MAX_HOPS) {
+        this.forward(envelope, home);
+        return;
+      }
       target = this.factories.get(envelope.to.kind)?.(envelope.to);
       if (target) this.bound.set(key, target);
     }
@@ -221,7 +260,7 @@ export class Router {
 
   private failAsk(envelope: Envelope, error: unknown): void {
     const replyTo = envelope.replyTo;
-    if (replyTo?.node !== this.nodeId) return;
+    if (!replyTo) return;
     const ask = this.pending.get(replyTo.correlationId);
     if (!ask) return;
     this.pending.delete(replyTo.correlationId);

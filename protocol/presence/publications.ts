@@ -150,27 +150,26 @@ export class PublicationStore {
 
   /** Replaces the whole state with a snapshot's. Throws (PidfError, TypeError) on bad data, leaving the state untouched. */
   restore(snapshot: PublicationSnapshot): void {
-    if (snapshot.version !== 1 || !Array.isArray(snapshot.publications)) {
-      throw new TypeError("unsupported publication snapshot");
-    }
-    const restored = snapshot.publications.map((entry): Publication => {
-      if (typeof entry.etag !== "string" || !Number.isFinite(entry.expiresAt)) {
-        throw new TypeError("malformed publication in snapshot");
-      }
-      return {
-        etag: entry.etag,
-        expiresAt: entry.expiresAt,
-        source: String(entry.source),
-        document: parsePidf(Buffer.from(entry.body, "utf8")),
-      };
-    });
-    if (new Set(restored.map((publication) => publication.etag)).size !== restored.length) {
-      throw new TypeError("duplicate ETag in publication snapshot");
-    }
+    const restored = decodeSnapshot(snapshot);
     this.#slots.clear();
     this.#slotByEtag.clear();
     this.#nextSlot = 0;
+    this.#list = undefined;
     for (const publication of restored) this.#set(this.#nextSlot++, publication);
+  }
+
+  /**
+   * Adds the snapshot's publications whose ETag this store does not hold (a presentity moving
+   * home, or two halves of one meeting after a race); returns how many were added. Idempotent.
+   */
+  merge(snapshot: PublicationSnapshot): number {
+    let added = 0;
+    for (const publication of decodeSnapshot(snapshot)) {
+      if (this.#slotByEtag.has(publication.etag)) continue;
+      this.#set(this.#nextSlot++, publication);
+      added += 1;
+    }
+    return added;
   }
 
   #set(slot: number, publication: Publication): void {
@@ -194,4 +193,25 @@ export class PublicationStore {
     }
     throw new Error("ETag generator keeps returning ETags already in use");
   }
+}
+
+function decodeSnapshot(snapshot: PublicationSnapshot): Publication[] {
+  if (snapshot.version !== 1 || !Array.isArray(snapshot.publications)) {
+    throw new TypeError("unsupported publication snapshot");
+  }
+  const restored = snapshot.publications.map((entry): Publication => {
+    if (typeof entry.etag !== "string" || !Number.isFinite(entry.expiresAt)) {
+      throw new TypeError("malformed publication in snapshot");
+    }
+    return {
+      etag: entry.etag,
+      expiresAt: entry.expiresAt,
+      source: String(entry.source),
+      document: parsePidf(Buffer.from(entry.body, "utf8")),
+    };
+  });
+  if (new Set(restored.map((publication) => publication.etag)).size !== restored.length) {
+    throw new TypeError("duplicate ETag in publication snapshot");
+  }
+  return restored;
 }
