@@ -3,13 +3,7 @@
 
 import { dispatch, type Ref, spawn, stop } from "nact";
 import type { Logger } from "../bootstrap/log.js";
-import {
-  type Address,
-  addressKey,
-  type Envelope,
-  formatAddress,
-  type ReplyTo,
-} from "../transport/envelope.js";
+import { type Address, type Envelope, formatAddress, type ReplyTo } from "../transport/envelope.js";
 import { MailError, toWireError } from "../transport/errors.js";
 import type { LocalTarget, Router } from "../transport/router.js";
 
@@ -54,9 +48,9 @@ export interface ActorHandle extends LocalTarget {
   stop(): void;
 }
 
-/** nact names allow a restricted alphabet: base64url keeps any id valid and unique. */
+/** nact names allow a restricted alphabet: base64url keeps any address valid and unique. */
 function actorName(address: Address): string {
-  return Buffer.from(addressKey(address), "utf8").toString("base64url");
+  return Buffer.from(formatAddress(address), "utf8").toString("base64url");
 }
 
 export function spawnActor<S, M>(
