@@ -21,6 +21,8 @@ export interface ActorContext {
   tell(body: unknown): void;
   /** Hands the current mail, reply target included, to the same actor on another node. */
   forward(node: string): void;
+  /** Hands the current mail, reply target included, to another actor. */
+  redirect(to: Address): void;
   /**
    * Stops this actor after the current message if no other mail is queued (otherwise the request
    * lapses); later mail to its address re-creates the actor (on-demand kinds) or is dropped.
@@ -85,6 +87,9 @@ export function spawnActor<S, M>(
       tell: (body) => router.send(address, body),
       forward: (node) => {
         if (envelope) router.forward(envelope, node);
+      },
+      redirect: (to) => {
+        if (envelope) router.redirect(envelope, to);
       },
       stop: () => {
         stopRequested = true;

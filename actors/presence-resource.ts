@@ -30,6 +30,8 @@ export type ResourceCommand =
   | { type: "rehome"; home: string; alive: string[] }
   /** State of this presentity from its previous home (ask): merged, replies null. */
   | { type: "adopt"; snapshot: ResourceSnapshot }
+  /** The new home `to` asks for the state (ask): replies ResourceSnapshot | null, then forwards. */
+  | { type: "release"; to: string }
   /** Internal: a publication may have expired. */
   | { type: "expire" };
 
@@ -73,6 +75,8 @@ interface ResourceState {
   movedTo: string | undefined;
   /** A handoff to this node is under way (ask in flight). */
   moving: string | undefined;
+  /** False until the state was asked of the previous home (right after a membership change). */
+  settled: boolean;
 }
 
 export interface ResourceDeps {
@@ -83,8 +87,10 @@ export interface ResourceDeps {
   settings: PresenceSettings;
   /** Address of the PresenceServer of a node (where presence-changed mail goes). */
   serverOf: (node: string) => Address;
-  /** Called when the actor stops (idle, or a forwarder whose grace period ended). */
+  /** Called when the actor stops (idle, or after its state moved). */
   released: (presentity: string) => void;
+  /** The node that was this presentity's home just before the last membership change, if another. */
+  previousHomeOf: (presentity: string) => string | undefined;
 }
 
 function compose(state: ResourceState): Buffer {
@@ -127,10 +133,64 @@ function snapshotOf(state: ResourceState): ResourceSnapshot {
   };
 }
 
+function merge(state: ResourceState, snapshot: ResourceSnapshot, deps: ResourceDeps): number {
+  const before = state.store.size;
+  const added = state.store.merge(snapshot.publications);
+  deps.stats.publications += state.store.size - before;
+  for (const node of snapshot.watchers) state.watchers.add(node);
+  // Versions only grow, wherever the state lived before.
+  state.version = Math.max(state.version, snapshot.version);
+  return added;
+}
+
+/**
+ * A new home asks the previous one for the state before it serves the presentity, so that a
+ * request arriving before the previous home's own handoff never sees an empty presentity (a
+ * refresh would get 412). Unreachable or empty previous home: the state starts here.
+ */
+async function pull(state: ResourceState, ctx: ActorContext, deps: ResourceDeps): Promise<void> {
+  state.settled = true;
+  const previous = deps.previousHomeOf(state.presentity);
+  if (previous === undefined) return;
+  const release: ServerRelease = {
+    type: "release",
+    presentity: state.presentity,
+    to: deps.router.nodeId,
+  };
+  try {
+    const snapshot = await deps.router.ask<ResourceSnapshot | null>(
+      deps.serverOf(previous),
+      release,
+    );
+    if (snapshot && merge(state, snapshot, deps) > 0) changed(state, deps);
+  } catch (error) {
+    ctx.log.info("previous home did not hand the presentity over; starting here", {
+      previous,
+      error: String(error),
+    });
+  }
+}
+
+/** Asked of a node's PresenceServer: hand over this presentity's state if it lives here. */
+export interface ServerRelease {
+  type: "release";
+  presentity: string;
+  to: string;
+}
+
 /**
  * Sends the state to its new home and, once that home has it, turns this actor into a
  * forwarder. A failed handoff keeps the state here; the next membership change retries.
  */
+function becomeForwarder(state: ResourceState, home: string, deps: ResourceDeps): void {
+  state.moving = undefined;
+  state.movedTo = home;
+  if (state.timer) clearTimeout(state.timer);
+  state.timer = undefined;
+  deps.stats.publications -= state.store.size;
+  deps.stats.resourcesMoved += 1;
+}
+
 function handOff(state: ResourceState, home: string, ctx: ActorContext, deps: ResourceDeps): void {
   state.moving = home;
   const adopt: ResourceCommand = { type: "adopt", snapshot: snapshotOf(state) };
@@ -157,21 +217,30 @@ export function spawnPresenceResource(deps: ResourceDeps, address: Address): Act
     timer: undefined,
     movedTo: undefined,
     moving: undefined,
+    settled: false,
   };
   return spawnActor<ResourceState, ResourceCommand | MoveResult>(
     deps.system,
     deps.router,
     address,
     {
-      receive(state, message: ResourceCommand | MoveResult, ctx) {
+      async receive(state, message: ResourceCommand | MoveResult, ctx) {
         if (state.movedTo !== undefined) {
           // Not the home any more: mail queued before the move follows the state (reply
           // target included); once the mailbox is empty the actor goes, and the router
           // forwards later mail to the new home by placement.
-          if (message.type !== "expire") ctx.forward(state.movedTo);
+          if (message.type === "release") ctx.reply(null);
+          else if (
+            message.type !== "expire" &&
+            message.type !== "moved" &&
+            message.type !== "move-failed"
+          ) {
+            ctx.forward(state.movedTo);
+          }
           ctx.stop();
           return state;
         }
+        if (!state.settled) await pull(state, ctx, deps);
         switch (message.type) {
           case "publish": {
             const now = Date.now();
@@ -202,26 +271,22 @@ export function spawnPresenceResource(deps: ResourceDeps, address: Address): Act
             }
             break;
           }
-          case "adopt": {
-            const before = state.store.size;
-            const added = state.store.merge(message.snapshot.publications);
-            deps.stats.publications += state.store.size - before;
-            for (const node of message.snapshot.watchers) state.watchers.add(node);
-            // Versions only grow, wherever the state lived before.
-            state.version = Math.max(state.version, message.snapshot.version);
-            if (added > 0) changed(state, deps);
+          case "adopt":
+            if (merge(state, message.snapshot, deps) > 0) changed(state, deps);
             schedule(state, ctx);
             ctx.reply(null);
             break;
-          }
+          case "release":
+            if (message.to === deps.router.nodeId) {
+              ctx.reply(null);
+              break;
+            }
+            ctx.reply(snapshotOf(state));
+            becomeForwarder(state, message.to, deps);
+            break;
           case "moved":
             if (state.moving !== message.home) break;
-            state.moving = undefined;
-            state.movedTo = message.home;
-            if (state.timer) clearTimeout(state.timer);
-            state.timer = undefined;
-            deps.stats.publications -= state.store.size;
-            deps.stats.resourcesMoved += 1;
+            becomeForwarder(state, message.home, deps);
             break;
           case "move-failed":
             if (state.moving !== message.home) break;

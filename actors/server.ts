@@ -6,7 +6,13 @@ import type { Logger } from "../bootstrap/log.js";
 import type { Address } from "../transport/envelope.js";
 import type { Router } from "../transport/router.js";
 import { type ActorHandle, spawnActor } from "./actor.js";
-import type { PresenceChanged, PresenceState, ResourceCommand } from "./presence-resource.js";
+import {
+  type PresenceChanged,
+  type PresenceState,
+  RESOURCE_KIND,
+  type ResourceCommand,
+  type ServerRelease,
+} from "./presence-resource.js";
 import type { NodeStats, PresenceSettings } from "./services.js";
 import type { SubscriberCommand } from "./subscriber.js";
 
@@ -15,7 +21,7 @@ export const SERVER_ID = "server";
 
 // ---- mail protocol ----------------------------------------------------------------------------
 
-export type ServerCommand = PresenceChanged;
+export type ServerCommand = PresenceChanged | ServerRelease;
 
 // ---- the watch hub ----------------------------------------------------------------------------
 
@@ -135,11 +141,22 @@ export function spawnPresenceServer(deps: ServerDeps): ActorHandle {
     deps.router,
     deps.router.address(SERVER_KIND, SERVER_ID),
     {
-      receive(state, message) {
+      receive(state, message, ctx) {
         switch (message.type) {
           case "presence-changed":
             deps.hub.changed(message);
             break;
+          case "release": {
+            // Only an actor that exists here holds state; asking the router would create one.
+            const resource = deps.router.address(RESOURCE_KIND, message.presentity);
+            if (deps.router.isBound(resource)) {
+              // The mail itself is a valid ResourceCommand "release": the resource answers the ask.
+              ctx.redirect(resource);
+            } else {
+              ctx.reply(null);
+            }
+            break;
+          }
         }
         return state;
       },

@@ -264,7 +264,7 @@ export const SETTINGS = [
     key: "maxQueuedNotifies",
     flag: "--max-queued-notifies",
     arg: "<n>",
-    default: "64",
+    default: "1024",
     parse: integer(1, 100000),
     description: "NOTIFYs queued per subscription before intermediate states are merged",
   },

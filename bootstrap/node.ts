@@ -148,6 +148,7 @@ export async function startNode(
         settings,
         serverOf,
         released: (presentity) => resources.delete(presentity),
+        previousHomeOf: (presentity) => homes.previousHomeOf(presentity),
       },
       address,
     );

@@ -131,9 +131,14 @@ export class Router {
 
   /** Re-sends mail, unchanged but for its node and hop count, to the same actor on `node`. */
   forward(envelope: Envelope, node: string): void {
+    this.redirect(envelope, { ...envelope.to, node });
+  }
+
+  /** Re-sends mail, reply target and trace context included, to another address. */
+  redirect(envelope: Envelope, to: Address): void {
     const hops = (envelope.hops ?? 0) + 1;
     this.counters.forwarded += 1;
-    this.transmit({ ...envelope, to: { ...envelope.to, node }, hops });
+    this.transmit({ ...envelope, to, hops });
   }
 
   /** Fire-and-forget mail. Never throws: undeliverable mail is logged, counted and dropped. */

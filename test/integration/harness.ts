@@ -800,6 +800,16 @@ export interface NatsServerHandle {
   readonly port: number;
   readonly logFile: string;
   stop(): Promise<void>;
+  /** SIGKILL: the server vanishes without telling its clients or routes. */
+  kill(): Promise<void>;
+}
+
+/** Route settings of one member of a NATS cluster. */
+export interface NatsClusterMember {
+  name: string;
+  clusterName: string;
+  clusterPort: number;
+  routes: readonly number[];
 }
 
 function onPath(binary: string): string | undefined {
@@ -816,7 +826,10 @@ function onPath(binary: string): string | undefined {
 }
 
 /** Starts nats-server (from PATH) with JetStream on a free port; resolves once the port accepts. */
-export async function startNatsServer(dir: string): Promise<NatsServerHandle> {
+export async function startNatsServer(
+  dir: string,
+  member?: NatsClusterMember,
+): Promise<NatsServerHandle> {
   const binary = onPath("nats-server");
   if (binary === undefined) {
     throw new Error(
@@ -828,9 +841,23 @@ export async function startNatsServer(dir: string): Promise<NatsServerHandle> {
   mkdirSync(storeDir, { recursive: true });
   const logFile = join(dir, `nats-${port}.log`);
   const fd = openSync(logFile, "w");
-  const child = spawn(binary, ["-a", host, "-p", String(port), "-js", "-sd", storeDir], {
-    stdio: ["ignore", fd, fd],
-  });
+  const clusterArgs = member
+    ? [
+        "-n",
+        member.name,
+        "--cluster_name",
+        member.clusterName,
+        "--cluster",
+        `nats://${host}:${member.clusterPort}`,
+        "--routes",
+        member.routes.map((p) => `nats://${host}:${p}`).join(","),
+      ]
+    : [];
+  const child = spawn(
+    binary,
+    ["-a", host, "-p", String(port), "-js", "-sd", storeDir, ...clusterArgs],
+    { stdio: ["ignore", fd, fd] },
+  );
   closeSync(fd);
   const exited = trackExit(child);
   let running = true;
@@ -858,7 +885,44 @@ export async function startNatsServer(dir: string): Promise<NatsServerHandle> {
       if (running) child.kill("SIGTERM");
       await exited;
     },
+    async kill() {
+      if (running) child.kill("SIGKILL");
+      await exited;
+    },
   };
+}
+
+/**
+ * A NATS cluster of `size` servers with JetStream, routed to each other; resolves once every
+ * server accepts clients and sees all its routes.
+ */
+export async function startNatsCluster(dir: string, size = 3): Promise<NatsServerHandle[]> {
+  const clusterPorts: number[] = [];
+  for (let i = 0; i < size; i += 1) clusterPorts.push(await freePort());
+  const clusterName = `pc-test-${process.pid}`;
+  const servers = await Promise.all(
+    clusterPorts.map((clusterPort, i) =>
+      startNatsServer(dir, {
+        name: `nats${i + 1}`,
+        clusterName,
+        clusterPort,
+        routes: clusterPorts.filter((p) => p !== clusterPort),
+      }),
+    ),
+  );
+  await waitFor(
+    async () => {
+      for (const server of servers) {
+        const routes = (
+          readFileSync(server.logFile, "utf8").match(/Route connection created/g) ?? []
+        ).length;
+        if (routes < size - 1) return false;
+      }
+      return true;
+    },
+    { what: `every NATS server to route to the ${size - 1} others`, timeoutMs: 15_000 },
+  );
+  return servers;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -4,15 +4,14 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { start, stop } from "nact";
-import { spawnActor } from "../../../actors/actor.js";
 import {
-  type PresenceChanged,
   type PresenceState,
   type PublishOutcome,
   RESOURCE_KIND,
   type ResourceCommand,
   spawnPresenceResource,
 } from "../../../actors/presence-resource.js";
+import { spawnPresenceServer, WatchHub } from "../../../actors/server.js";
 import { newNodeStats } from "../../../actors/services.js";
 import { silentLogger } from "../../../bootstrap/log.js";
 import { parsePidf } from "../../../protocol/pidf/pidf.js";
@@ -36,16 +35,39 @@ function pidf(tuple: string, basic: string) {
   );
 }
 
-/** A node: router, stats, resources spawned on demand, and a server actor recording presence-changed mail. */
-function node(hub: LoopbackHub, id: string, system: ReturnType<typeof start>, home: () => string) {
+/** The real watch hub, recording every presence-changed message its node receives. */
+class RecordingHub extends WatchHub {
+  constructor(
+    router: Router,
+    resourceOf: (presentity: string) => ReturnType<Router["address"]>,
+    askTimeoutMs: number,
+    private readonly seen: PresenceState[],
+  ) {
+    super(router, resourceOf, askTimeoutMs);
+  }
+
+  override changed(state: PresenceState): void {
+    this.seen.push(state);
+    super.changed(state);
+  }
+}
+
+/** A node: router, stats, resources spawned on demand, and the real PresenceServer actor. */
+function node(
+  bus: LoopbackHub,
+  id: string,
+  system: ReturnType<typeof start>,
+  home: () => string,
+  previousHome: () => string | undefined = () => undefined,
+) {
   const router = new Router({
     nodeId: id,
-    transport: hub.connect(id),
+    transport: bus.connect(id),
     log: silentLogger,
     askTimeoutMs: 1000,
   });
   const stats = newNodeStats();
-  const changes: PresenceChanged[] = [];
+  const changes: PresenceState[] = [];
   const local = new Set<string>();
   router.placed(RESOURCE_KIND, () => home());
   router.onDemand(RESOURCE_KIND, (address) => {
@@ -59,23 +81,18 @@ function node(hub: LoopbackHub, id: string, system: ReturnType<typeof start>, ho
         settings,
         serverOf: (n) => router.address("server", "server", n),
         released: (p) => local.delete(p),
+        previousHomeOf: () => previousHome(),
       },
       address,
     );
   });
-  spawnActor<null, PresenceChanged>(
-    system,
+  const watchHub = new RecordingHub(
     router,
-    router.address("server", "server"),
-    {
-      receive: (s, m) => {
-        changes.push(m);
-        return s;
-      },
-    },
-    null,
-    { maxMailbox: 100, log: silentLogger },
+    (p) => router.address(RESOURCE_KIND, p, home()),
+    1000,
+    changes,
   );
+  spawnPresenceServer({ system, router, log: silentLogger, stats, settings, hub: watchHub });
   return { router, stats, changes, local };
 }
 
@@ -190,6 +207,41 @@ describe("presence-resource - moving home", () => {
     } satisfies ResourceCommand);
     assert.ok(again.ok);
     assert.equal(a.stats.resourcesMoved, 0);
+    stop(system);
+  });
+});
+
+describe("presence-resource - handover on demand", () => {
+  it("presence-resource - a new home asks the previous one before serving, so an old ETag never gets 412", async () => {
+    const system = start();
+    const hub = new LoopbackHub();
+    let home = "a";
+    const a = node(hub, "a", system, () => home);
+    const b = node(
+      hub,
+      "b",
+      system,
+      () => home,
+      () => "a",
+    );
+    const first = await a.router.ask<PublishOutcome>(a.router.address(RESOURCE_KIND, presentity), {
+      type: "publish",
+      request: { kind: "initial", document: pidf("t1", "open"), expires: 60 },
+    } satisfies ResourceCommand);
+    assert.ok(first.ok && first.etag);
+    // b became the home, and a refresh reaches b before a has pushed anything.
+    home = "b";
+    const refreshed = await b.router.ask<PublishOutcome>(
+      b.router.address(RESOURCE_KIND, presentity),
+      {
+        type: "publish",
+        request: { kind: "refresh", etag: first.etag, expires: 60 },
+      } satisfies ResourceCommand,
+    );
+    assert.ok(refreshed.ok, "the new home had the publication before answering");
+    await until("the old home to give its state up", () => a.local.size === 0);
+    assert.equal(a.stats.resourcesMoved, 1);
+    assert.equal(b.stats.publications, 1);
     stop(system);
   });
 });
