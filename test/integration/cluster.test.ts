@@ -2,10 +2,13 @@
 // one message per watching node, presentities moving home, and a NATS server killed under load.
 
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { once } from "node:events";
 import { describe, it } from "node:test";
 import { homeOf } from "../../transport/placement.js";
 import {
   type ClusterView,
+  cliPath,
   cluster,
   type NodeHandle,
   notifies,
@@ -332,6 +335,134 @@ describe("cluster - presence across nodes over NATS", () => {
         assert.equal(home, 1, "the home kept exactly the acknowledged publication");
       } finally {
         await publisher.close();
+      }
+    }),
+  );
+
+  it(
+    "cluster - a PUBLISH whose home does not answer gets 503 with Retry-After, never a 200",
+    scene("cluster", async (s) => {
+      const nats = await startNatsServer(s.dir);
+      const nodes = await Promise.all(
+        ["a", "b"].map((id) =>
+          s.startNode({
+            id,
+            role: "server",
+            args: [
+              "--nats",
+              nats.url,
+              "--heartbeat",
+              "200",
+              "--dead-after",
+              "20000",
+              "--ask-timeout",
+              "500",
+            ],
+          }),
+        ),
+      );
+      const [a, b] = nodes;
+      assert.ok(a && b);
+      await seeHomes(nodes, ["a", "b"]);
+      const user = userHomedOn("b", ["a", "b"], "frozen");
+      const publisher = await SipPublisher.open();
+      try {
+        b.freeze();
+        const refused = await publisher.publish(a.sipPort, user, doc(user, "lost?"), {
+          expires: 600,
+        });
+        assert.equal(refused.status, 503, `${refused.status} ${refused.reason}`);
+        assert.match(String(refused.headers["retry-after"]), /^\d+$/);
+        b.thaw();
+        const retried = await publisher.publish(a.sipPort, user, doc(user, "kept"), {
+          expires: 600,
+        });
+        assert.equal(retried.status, 200, "the retry is applied once the home answers again");
+        etagOf(retried);
+      } finally {
+        b.thaw();
+        await publisher.close();
+      }
+    }),
+  );
+});
+
+describe("cluster - the embedded default", () => {
+  it(
+    "cluster - start runs a primary, two servers and a pool node in one process, presence crossing them",
+    scene("cluster", async (s) => {
+      const child = spawn(
+        process.execPath,
+        [
+          cliPath,
+          "start",
+          "--sip",
+          "udp://127.0.0.1:0",
+          "--http",
+          "127.0.0.1:0",
+          "--log-level",
+          "warn",
+        ],
+        { stdio: ["ignore", "pipe", "pipe"] },
+      );
+      let out = "";
+      child.stdout.on("data", (chunk: Buffer) => {
+        out += chunk.toString("utf8");
+      });
+      child.stderr.resume();
+      const exited = once(child, "exit");
+      try {
+        const started = await waitFor(
+          async () => {
+            const sip = [...out.matchAll(/SIP +udp\+tcp (127\.0\.0\.1:\d+)/g)].map(
+              (m) => m[1] ?? "",
+            );
+            const admin = [...out.matchAll(/admin +http:\/\/(127\.0\.0\.1:\d+)/g)].map(
+              (m) => m[1] ?? "",
+            );
+            return sip.length === 4 && admin.length === 4 ? { sip, admin } : false;
+          },
+          { what: "the embedded cluster to print its four nodes", timeoutMs: 15_000 },
+        );
+        const view = (await (await fetch(`http://${started.admin[0]}/api/cluster`)).json()) as {
+          nodes: Array<{ id: string; role: string }>;
+          homes: string[];
+        };
+        assert.deepEqual(
+          view.nodes.map((n) => `${n.id}:${n.role}`),
+          ["pool1:pool", "primary:primary", "s1:server", "s2:server"],
+        );
+        assert.deepEqual(view.homes, ["primary", "s1", "s2"]);
+        const user = userHomedOn("s2", ["primary", "s1", "s2"], "embedded");
+        const watcher = await s.startSipp({
+          scenario: "watcher-until.xml",
+          transport: "udp",
+          target: started.sip[1] ?? "",
+          service: user,
+          vars: { expires: "600" },
+          timeoutS: 30,
+        });
+        await watcher.waitForMessage(
+          (m) => m.direction === "received" && m.method === "NOTIFY",
+          "the first NOTIFY",
+        );
+        const publisher = await SipPublisher.open();
+        try {
+          const port = Number(started.sip[0]?.split(":")[1]);
+          const answer = await publisher.publish(port, user, doc(user, "final-note-reached"), {
+            expires: 600,
+          });
+          assert.equal(answer.status, 200);
+        } finally {
+          await publisher.close();
+        }
+        const result = await watcher.done;
+        assert.equal(result.code, 0, result.describe());
+        child.kill("SIGTERM");
+        const [code] = await exited;
+        assert.equal(code, 0);
+      } finally {
+        child.kill("SIGKILL");
       }
     }),
   );

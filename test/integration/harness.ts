@@ -163,10 +163,30 @@ export async function withNodeLogs<T>(
     return await body();
   } catch (error) {
     if (error instanceof Error && !error.message.includes("--- log of node")) {
+      error.message += await clusterStates(nodes);
       error.message += nodeLogs(nodes);
     }
     throw error;
   }
+}
+
+/** Each live node's own view of the cluster (members, homes, counters), for failure messages. */
+async function clusterStates(nodes: readonly NodeHandle[]): Promise<string> {
+  const views = await Promise.all(
+    nodes
+      .filter((node) => node.alive())
+      .map(async (node) => {
+        try {
+          const response = await fetch(`http://${node.http}/api/cluster`, {
+            signal: AbortSignal.timeout(1000),
+          });
+          return `\n--- /api/cluster of node ${node.id}:\n${await response.text()}`;
+        } catch (error) {
+          return `\n--- /api/cluster of node ${node.id}: no answer (${String(error)})`;
+        }
+      }),
+  );
+  return views.join("");
 }
 
 function nodeLogs(nodes: readonly NodeHandle[]): string {
@@ -212,6 +232,10 @@ export interface NodeHandle {
   stop(timeoutMs?: number): Promise<number | null>;
   /** SIGKILL, then waits for the exit. */
   kill(): Promise<NodeExit>;
+  /** SIGSTOP: the process stays, silent — no heartbeats, no answers (a hung node). */
+  freeze(): void;
+  /** SIGCONT after freeze(). */
+  thaw(): void;
 }
 
 function trackExit(child: ChildProcess): Promise<NodeExit> {
@@ -290,6 +314,12 @@ export async function startNode(options: NodeOptions): Promise<NodeHandle> {
     async kill() {
       if (exitInfo === undefined) child.kill("SIGKILL");
       return exited;
+    },
+    freeze() {
+      if (exitInfo === undefined) child.kill("SIGSTOP");
+    },
+    thaw() {
+      if (exitInfo === undefined) child.kill("SIGCONT");
     },
   };
   await waitFor(
