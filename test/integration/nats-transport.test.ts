@@ -78,8 +78,10 @@ describe("nats transport - real nats-server", () => {
     await waitFor(async () => received.length === 1 && headers.length === 1, {
       what: "the mail at b and at the spy",
     });
-    assert.equal(received[0]?.traceparent, traceparent);
-    assert.equal((received[0]?.body as { bytes: Buffer }).bytes.toString("utf8"), "회의");
+    const [mail] = received;
+    assert.ok(mail);
+    assert.equal(mail.traceparent, traceparent);
+    assert.equal((mail.body as { bytes: Buffer }).bytes.toString("utf8"), "회의");
     assert.equal(headers[0], traceparent);
     await spy.close();
   });
