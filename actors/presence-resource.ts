@@ -133,14 +133,26 @@ function snapshotOf(state: ResourceState): ResourceSnapshot {
   };
 }
 
-function merge(state: ResourceState, snapshot: ResourceSnapshot, deps: ResourceDeps): number {
+/**
+ * Takes in state handed over by a previous home. The previous home was authoritative until it
+ * handed over, so a snapshot newer than what we hold replaces our publications; an older one
+ * (a push overtaken by a pull) only adds what we lack, and that is a change to notify.
+ * Watching nodes are always joined. A replaced state keeps its version: the watching nodes
+ * already have it, so nothing is sent.
+ */
+function adopt(state: ResourceState, snapshot: ResourceSnapshot, deps: ResourceDeps): void {
   const before = state.store.size;
+  for (const node of snapshot.watchers) state.watchers.add(node);
+  if (snapshot.version > state.version) {
+    state.store.restore(snapshot.publications);
+    state.version = snapshot.version;
+    state.body = compose(state);
+    deps.stats.publications += state.store.size - before;
+    return;
+  }
   const added = state.store.merge(snapshot.publications);
   deps.stats.publications += state.store.size - before;
-  for (const node of snapshot.watchers) state.watchers.add(node);
-  // Versions only grow, wherever the state lived before.
-  state.version = Math.max(state.version, snapshot.version);
-  return added;
+  if (added > 0) changed(state, deps);
 }
 
 /**
@@ -162,7 +174,7 @@ async function pull(state: ResourceState, ctx: ActorContext, deps: ResourceDeps)
       deps.serverOf(previous),
       release,
     );
-    if (snapshot && merge(state, snapshot, deps) > 0) changed(state, deps);
+    if (snapshot) adopt(state, snapshot, deps);
   } catch (error) {
     ctx.log.info("previous home did not hand the presentity over; starting here", {
       previous,
@@ -194,7 +206,8 @@ function becomeForwarder(state: ResourceState, home: string, deps: ResourceDeps)
 function handOff(state: ResourceState, home: string, ctx: ActorContext, deps: ResourceDeps): void {
   state.moving = home;
   const adopt: ResourceCommand = { type: "adopt", snapshot: snapshotOf(state) };
-  deps.router.ask(deps.router.address(RESOURCE_KIND, state.presentity, home), adopt).then(
+  const to = deps.router.address(RESOURCE_KIND, state.presentity, home);
+  deps.router.ask(to, adopt, undefined, { pinned: true }).then(
     () => ctx.tell({ type: "moved", home }),
     (error: unknown) => ctx.tell({ type: "move-failed", home, error: String(error) }),
   );
@@ -210,8 +223,9 @@ export function spawnPresenceResource(deps: ResourceDeps, address: Address): Act
   const initial: ResourceState = {
     presentity,
     store: new PublicationStore(() => randomToken(12)),
-    // Versions stay monotonic across incarnations of the actor (it stops when idle).
-    version: Date.now() * 1000,
+    // An actor stops only when idle (no publication, no watching node), so no node holds an
+    // older version of it: each incarnation counts from 0, and state handed over keeps its own.
+    version: 0,
     body: neutralPidf(presentity),
     watchers: new Set(),
     timer: undefined,
@@ -272,7 +286,7 @@ export function spawnPresenceResource(deps: ResourceDeps, address: Address): Act
             break;
           }
           case "adopt":
-            if (merge(state, message.snapshot, deps) > 0) changed(state, deps);
+            adopt(state, message.snapshot, deps);
             schedule(state, ctx);
             ctx.reply(null);
             break;

@@ -28,6 +28,8 @@ export interface Envelope<M = unknown> {
   sentAt: number;
   /** How often the mail was forwarded to another node (a home that moved); bounded against loops. */
   hops?: number;
+  /** Delivered at the addressed node whatever its view of placement (state handed to a new home). */
+  pinned?: boolean;
 }
 
 /** The kind name of the router's reply sink: mail to it completes a pending `ask`. */

@@ -28,10 +28,16 @@ export interface NatsTransportOptions {
   log: Logger;
 }
 
-type MemberMessage =
-  | { type: "alive"; info: MemberInfo }
-  | { type: "leave"; id: string }
-  | { type: "hello"; id: string };
+type MemberMessage = { type: "alive"; info: MemberInfo } | { type: "leave"; id: string };
+
+function parseMember(data: Uint8Array): MemberMessage | undefined {
+  try {
+    const message = JSON.parse(decoder.decode(data)) as MemberMessage;
+    return message.type === "alive" || message.type === "leave" ? message : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -63,10 +69,17 @@ export class NatsTransport implements ActorTransport {
         if (!error) this.onMembers(msg);
       },
     });
+    this.nc.subscribe(this.helloSubject(), {
+      callback: (error, msg) => {
+        // A node is joining: it learns who we are before it announces itself.
+        if (!error && this.self && !this.closing) {
+          msg.respond(encoder.encode(JSON.stringify({ type: "alive", info: this.self })));
+        }
+      },
+    });
     this.timer = setInterval(() => this.tick(), options.heartbeatMs);
     this.timer.unref();
     void this.watchStatus();
-    this.publishMembers({ type: "hello", id: this.nodeId });
   }
 
   static async connect(options: NatsTransportOptions): Promise<NatsTransport> {
@@ -88,7 +101,32 @@ export class NatsTransport implements ActorTransport {
     }
     const transport = new NatsTransport(nc, options);
     await nc.flush();
+    await transport.discover();
     return transport;
+  }
+
+  /**
+   * Learns the current members before this node takes part: a node that acted on a partial
+   * view would place presentities where the others do not expect them.
+   */
+  private async discover(): Promise<void> {
+    const answers = await this.nc.requestMany(this.helloSubject(), encoder.encode(this.nodeId), {
+      strategy: "stall",
+      stall: 150,
+      maxWait: Math.max(500, this.options.heartbeatMs * 2),
+    });
+    const now = Date.now();
+    try {
+      for await (const msg of answers) {
+        const message = parseMember(msg.data);
+        if (message?.type === "alive" && message.info.id !== this.nodeId) {
+          this.table.upsert(message.info, now);
+        }
+      }
+    } catch (error) {
+      // No responders: this node is the first of its cluster.
+      if (!hasNoResponders(error)) throw error;
+    }
   }
 
   send(toNode: string, envelope: Envelope): Promise<void> {
@@ -164,6 +202,10 @@ export class NatsTransport implements ActorTransport {
     return `pc.${this.options.cluster}.members`;
   }
 
+  private helloSubject(): string {
+    return `pc.${this.options.cluster}.hello`;
+  }
+
   private onInbox(msg: Msg): void {
     // Acknowledge arrival first: the sender's ask waits for it (never for the actor's answer).
     if (msg.reply) msg.respond();
@@ -181,12 +223,8 @@ export class NatsTransport implements ActorTransport {
   }
 
   private onMembers(msg: Msg): void {
-    let message: MemberMessage;
-    try {
-      message = JSON.parse(decoder.decode(msg.data)) as MemberMessage;
-    } catch {
-      return;
-    }
+    const message = parseMember(msg.data);
+    if (!message) return;
     const now = Date.now();
     switch (message.type) {
       case "alive":
@@ -195,12 +233,6 @@ export class NatsTransport implements ActorTransport {
         return;
       case "leave":
         if (message.id !== this.nodeId && this.table.remove(message.id)) this.emitMembers();
-        return;
-      case "hello":
-        // A node joined: tell it who we are now rather than at our next heartbeat.
-        if (message.id !== this.nodeId && this.self) {
-          this.publishMembers({ type: "alive", info: this.self });
-        }
         return;
     }
   }
@@ -234,7 +266,6 @@ export class NatsTransport implements ActorTransport {
           this.connected = true;
           this.table.refreshAll(Date.now());
           this.options.log.info("NATS connection back", { server: status.server });
-          this.publishMembers({ type: "hello", id: this.nodeId });
           if (this.self) this.publishMembers({ type: "alive", info: this.self });
           this.reconnected?.();
           break;

@@ -56,6 +56,8 @@ export interface RouterOptions {
 export interface SendOptions {
   replyTo?: ReplyTo;
   traceparent?: string;
+  /** Deliver at `to.node` even if that node places the actor elsewhere. */
+  pinned?: boolean;
 }
 
 let sequence = 0;
@@ -151,6 +153,7 @@ export class Router {
       sentAt: Date.now(),
       ...(options.replyTo ? { replyTo: options.replyTo } : {}),
       ...(options.traceparent ? { traceparent: options.traceparent } : {}),
+      ...(options.pinned ? { pinned: true } : {}),
     };
     this.transmit(envelope);
   }
@@ -174,7 +177,12 @@ export class Router {
    * Rejects with MailError: "no-actor", "unreachable" (fast, never a hang), "timeout", or the
    * replying actor's own error rebuilt from data.
    */
-  ask<R>(to: Address, body: unknown, timeoutMs: number = this.askTimeoutMs): Promise<R> {
+  ask<R>(
+    to: Address,
+    body: unknown,
+    timeoutMs: number = this.askTimeoutMs,
+    options: { pinned?: boolean } = {},
+  ): Promise<R> {
     const correlationId = nextId();
     return new Promise<R>((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -194,7 +202,7 @@ export class Router {
         timer,
         to,
       });
-      this.send(to, body, { replyTo: { node: this.nodeId, correlationId } });
+      this.send(to, body, { ...options, replyTo: { node: this.nodeId, correlationId } });
     });
   }
 
@@ -226,7 +234,8 @@ export class Router {
     let target = this.bound.get(key);
     if (!target) {
       const home = this.placements.get(envelope.to.kind)?.(envelope.to.id);
-      if (home !== undefined && home !== this.nodeId && (envelope.hops ?? 0) < MAX_HOPS) {
+      const movable = !envelope.pinned && (envelope.hops ?? 0) < MAX_HOPS;
+      if (home !== undefined && home !== this.nodeId && movable) {
         this.forward(envelope, home);
         return;
       }
