@@ -22,6 +22,7 @@ import type { PublishOutcome, ResourceCommand } from "./presence-resource.js";
 import type { WatchHub } from "./server.js";
 import type { PresenceSettings, ResponseSpec, SipPort } from "./services.js";
 import { SUBSCRIBER_KIND, type SubscriberCommand, type SubscriberInit } from "./subscriber.js";
+import type { PlaceAnswer } from "./supervisor/supervisor.js";
 
 export const ALLOW = "OPTIONS, SUBSCRIBE, PUBLISH";
 export const ALLOW_EVENTS = "presence";
@@ -33,11 +34,20 @@ const RETRY_AFTER = "5";
 const PENDING_TTL_MS = 40_000;
 
 export interface IngressDeps {
+  /** The node's role now (a pool node may be promoted, a server drained). */
+  role: () => "primary" | "server" | "pool";
+  /** Whether this server's control session with the primary is up (a server without one takes no users). */
+  sessionUp: () => boolean;
+  dispatchMode: "redirect" | "proxy";
+  /** The Supervisor's choice of server for a new watcher (primary only). */
+  place: (watcher: string) => Promise<PlaceAnswer>;
+  /** The primary's SIP host:port, when the cluster has one. */
+  primarySip: () => string | undefined;
   router: Router;
   log: Logger;
   settings: PresenceSettings;
   hub: WatchHub;
-  sip: Pick<SipPort, "contact">;
+  sip: Pick<SipPort, "contact" | "request">;
   resourceOf: (presentity: string) => Address;
   spawnSubscriber: (address: Address, init: SubscriberInit) => void;
   askTimeoutMs: number;
@@ -236,18 +246,61 @@ export class Ingress {
     }
     const presentity = presentityOf(request.uri);
     if (!presentity) return { status: 404, reason: "No Presentity In URI" };
+    const role = this.deps.role();
+    const primary = this.deps.primarySip();
+    if (role !== "primary" && primary && (role === "pool" || !this.deps.sessionUp())) {
+      // Not taking users (a spare, or a server whose control session is not up): the primary places them.
+      return redirectTo(presentity, primary, incoming.peer.transport, "Not An Active Server");
+    }
+    if (role !== "primary") return this.accept(incoming, presentity, expires, event.id);
+    const watcher = presentityOf(request.headers.from.uri) ?? request.headers.from.uri;
+    this.deps.place(watcher).then(
+      (answer) => {
+        if (answer.local) {
+          const refusal = this.accept(incoming, presentity, expires, event.id);
+          if (refusal) this.reply(incoming, refusal);
+        } else if (this.deps.dispatchMode === "redirect") {
+          this.reply(
+            incoming,
+            redirectTo(presentity, answer.sip, incoming.peer.transport, "Moved Temporarily"),
+          );
+        } else {
+          this.proxy(incoming, answer.sip).catch((error: unknown) => this.failed(incoming, error));
+        }
+      },
+      (error: unknown) => {
+        this.deps.log.warn("supervisor did not place the watcher; serving it here", { error });
+        const refusal = this.accept(incoming, presentity, expires, event.id);
+        if (refusal) this.reply(incoming, refusal);
+      },
+    );
+    return undefined;
+  }
+
+  /** Takes the subscription on this node: a Subscriber actor, once the presentity's home is watched. */
+  private accept(
+    incoming: IncomingRequest,
+    presentity: string,
+    expires: number,
+    eventId: string | undefined,
+  ): ResponseSpec | undefined {
+    const { request } = incoming;
     const localTag = randomToken(10);
+    // Pin the dialog to the connection only when the watcher itself sent the request (one Via):
+    // through a proxy, the connection leads to the proxy, not to the watcher.
+    const { connectionId: _pinned, ...unpinned } = incoming.peer;
+    const peer = request.headers.via.length === 1 ? incoming.peer : unpinned;
     const dialog = createUasDialog(
       request,
       localTag,
-      incoming.peer,
+      peer,
       this.deps.sip.contact(incoming.peer.transport),
     );
     if ("status" in dialog) return dialog;
 
     const id = dialogKey(dialog.callId, dialog.localTag, dialog.remoteTag);
     const address = this.deps.router.address(SUBSCRIBER_KIND, id);
-    this.deps.spawnSubscriber(address, { dialog, presentity, eventId: event.id });
+    this.deps.spawnSubscriber(address, { dialog, presentity, eventId });
     this.deps.hub.add(presentity, id);
     const tx = this.hold(incoming);
     this.deps.hub.watch(presentity).then(
@@ -266,6 +319,34 @@ export class Ingress {
       },
     );
     return undefined;
+  }
+
+  /**
+   * `--dispatch proxy`: forwards the initial SUBSCRIBE to the chosen server (RFC 3261 §16, no
+   * Record-Route), so the dialog is between the watcher and that server, and relays its answer.
+   */
+  private async proxy(incoming: IncomingRequest, target: string): Promise<void> {
+    const { request } = incoming;
+    const maxForwards = Number(headerValue(request, "max-forwards") ?? "70") - 1;
+    if (!Number.isFinite(maxForwards) || maxForwards < 0) {
+      this.reply(incoming, { status: 483, reason: "Too Many Hops" });
+      return;
+    }
+    const [host, port] = target.split(":");
+    const forwarded: SipRequest = {
+      ...request,
+      headers: {
+        ...request.headers,
+        via: [...request.headers.via],
+        "max-forwards": String(maxForwards),
+      },
+    };
+    const response = await this.deps.sip.request(forwarded, {
+      transport: incoming.peer.transport,
+      address: host ?? "",
+      port: Number(port),
+    });
+    incoming.respond({ ...response, headers: { ...response.headers, via: request.headers.via } });
   }
 
   // ---- PUBLISH --------------------------------------------------------------------------------
@@ -388,6 +469,18 @@ export class Ingress {
     }
     incoming.respond(response);
   }
+}
+
+/** A 302 sending the watcher to `sip` (host:port) for the same presentity (RFC 3261 §21.3.3). */
+function redirectTo(
+  presentity: string,
+  sip: string,
+  transport: string,
+  reason: string,
+): ResponseSpec {
+  const user = presentity.slice("sip:".length).split("@")[0] ?? "";
+  const contact = `sip:${user}@${sip}${transport === "tcp" ? ";transport=tcp" : ""}`;
+  return { status: 302, reason, headers: { contact: [{ uri: contact, params: {} }] } };
 }
 
 function unavailable(error: unknown): ResponseSpec {

@@ -32,11 +32,14 @@ export type ResourceCommand =
   | { type: "adopt"; snapshot: ResourceSnapshot }
   /** The new home `to` asks for the state (ask): replies ResourceSnapshot | null, then forwards. */
   | { type: "release"; to: string }
+  /** A copy of the state (ask): replies ResourceSnapshot; nothing changes here. */
+  | { type: "snapshot" }
   /** Internal: a publication may have expired. */
   | { type: "expire" };
 
 /** Everything a presentity's home holds, as data that can move to another node. */
 export interface ResourceSnapshot {
+  presentity: string;
   version: number;
   publications: PublicationSnapshot;
   watchers: string[];
@@ -127,6 +130,7 @@ function idle(state: ResourceState): boolean {
 
 function snapshotOf(state: ResourceState): ResourceSnapshot {
   return {
+    presentity: state.presentity,
     version: state.version,
     publications: state.store.snapshot(),
     watchers: [...state.watchers],
@@ -289,6 +293,9 @@ export function spawnPresenceResource(deps: ResourceDeps, address: Address): Act
             adopt(state, message.snapshot, deps);
             schedule(state, ctx);
             ctx.reply(null);
+            break;
+          case "snapshot":
+            ctx.reply(snapshotOf(state));
             break;
           case "release":
             if (message.to === deps.router.nodeId) {

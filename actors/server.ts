@@ -6,13 +6,24 @@ import type { Logger } from "../bootstrap/log.js";
 import type { Address } from "../transport/envelope.js";
 import type { Router } from "../transport/router.js";
 import { type ActorHandle, spawnActor } from "./actor.js";
+import { type ControlMail, type ControlReply, toMail } from "./control.js";
 import {
   type PresenceChanged,
   type PresenceState,
   RESOURCE_KIND,
   type ResourceCommand,
+  type ResourceSnapshot,
   type ServerRelease,
 } from "./presence-resource.js";
+import {
+  answerControl,
+  type ControlEvent,
+  newServerControl,
+  onControlEvent,
+  type ServerControlDeps,
+  type ServerControlState,
+  stopReporting,
+} from "./server-control.js";
 import type { NodeStats, PresenceSettings } from "./services.js";
 import type { SubscriberCommand } from "./subscriber.js";
 
@@ -21,7 +32,14 @@ export const SERVER_ID = "server";
 
 // ---- mail protocol ----------------------------------------------------------------------------
 
-export type ServerCommand = PresenceChanged | ServerRelease;
+export type ServerCommand =
+  | PresenceChanged
+  | ServerRelease
+  /** A SIP request of the control session with the primary (ask, except ACK). */
+  | ControlMail
+  /** The presentities homed here that move to `target` under `candidates` (ask): ResourceSnapshot[]. */
+  | { type: "export"; candidates: string[]; target: string }
+  | ControlEvent;
 
 // ---- the watch hub ----------------------------------------------------------------------------
 
@@ -133,10 +151,13 @@ export interface ServerDeps {
   stats: NodeStats;
   settings: PresenceSettings;
   hub: WatchHub;
+  control: ServerControlDeps;
+  /** Snapshots of the local presentities whose home under `candidates` is `target`. */
+  exportFor: (candidates: string[], target: string) => Promise<ResourceSnapshot[]>;
 }
 
 export function spawnPresenceServer(deps: ServerDeps): ActorHandle {
-  return spawnActor<null, ServerCommand>(
+  return spawnActor<ServerControlState, ServerCommand>(
     deps.system,
     deps.router,
     deps.router.address(SERVER_KIND, SERVER_ID),
@@ -145,6 +166,26 @@ export function spawnPresenceServer(deps: ServerDeps): ActorHandle {
         switch (message.type) {
           case "presence-changed":
             deps.hub.changed(message);
+            break;
+          case "control": {
+            const response = answerControl(state, deps.control, ctx, message.raw);
+            if (response) ctx.reply({ raw: toMail(response).raw } satisfies ControlReply);
+            break;
+          }
+          case "export":
+            deps.exportFor(message.candidates, message.target).then(
+              (snapshots) => deps.router.reply(ctx.replyTo, { ok: true, value: snapshots }),
+              (error: unknown) =>
+                deps.router.reply(ctx.replyTo, {
+                  ok: false,
+                  error: { name: "Error", code: "remote", message: String(error), retryable: true },
+                }),
+            );
+            break;
+          case "report":
+          case "drain-done":
+          case "sync-subscribed":
+            onControlEvent(state, deps.control, message);
             break;
           case "release": {
             // Only an actor that exists here holds state; asking the router would create one.
@@ -160,8 +201,11 @@ export function spawnPresenceServer(deps: ServerDeps): ActorHandle {
         }
         return state;
       },
+      stopped(state) {
+        stopReporting(state);
+      },
     },
-    null,
+    newServerControl(),
     {
       maxMailbox: deps.settings.maxMailbox,
       log: deps.log,

@@ -7,7 +7,7 @@ import type { HostPort } from "./config.js";
 import type { Logger } from "./log.js";
 
 export interface AdminSources {
-  view: () => unknown;
+  view: () => Promise<unknown>;
   ready: () => boolean;
 }
 
@@ -25,7 +25,11 @@ function json(res: ServerResponse, status: number, body: unknown): void {
   res.end(text);
 }
 
-function route(req: IncomingMessage, res: ServerResponse, sources: AdminSources): void {
+async function route(
+  req: IncomingMessage,
+  res: ServerResponse,
+  sources: AdminSources,
+): Promise<void> {
   const path = (req.url ?? "/").split("?")[0];
   if (req.method !== "GET" && req.method !== "HEAD") {
     res.writeHead(405, { allow: "GET, HEAD" }).end();
@@ -36,7 +40,7 @@ function route(req: IncomingMessage, res: ServerResponse, sources: AdminSources)
       json(res, sources.ready() ? 200 : 503, { status: sources.ready() ? "ok" : "draining" });
       return;
     case "/api/cluster":
-      json(res, 200, sources.view());
+      json(res, 200, await sources.view());
       return;
     default:
       json(res, 404, { error: `no such path: ${path}`, paths: ["/healthz", "/api/cluster"] });
@@ -49,13 +53,11 @@ export function startAdmin(
   log: Logger,
 ): Promise<AdminServer> {
   const server = createServer((req, res) => {
-    try {
-      route(req, res, sources);
-    } catch (error) {
+    route(req, res, sources).catch((error: unknown) => {
       log.error("admin request failed", { path: req.url, error });
       if (!res.headersSent) json(res, 500, { error: "internal error" });
       else res.destroy();
-    }
+    });
   });
   server.keepAliveTimeout = 1_000;
   return new Promise((resolve, reject) => {

@@ -25,6 +25,14 @@ export interface NodeConfig {
   cluster: string;
   heartbeatMs: number;
   deadAfterMs: number;
+  maxLoad: number;
+  minLoad: number;
+  dispatch: "redirect" | "proxy";
+  loadMetric: "watchers" | "elu";
+  reportIntervalMs: number;
+  scaleInAfterMs: number;
+  scaleCooldownMs: number;
+  syncBatch: number;
   minExpires: number;
   maxExpires: number;
   defaultExpires: number;
@@ -116,6 +124,27 @@ function clusterName(raw: string): string {
   return raw;
 }
 
+function dispatch(raw: string): "redirect" | "proxy" {
+  if (raw === "redirect" || raw === "proxy") return raw;
+  throw new ConfigError(`expected redirect or proxy, got "${raw}"`);
+}
+
+function loadMetric(raw: string): "watchers" | "elu" {
+  if (raw === "watchers" || raw === "elu") return raw;
+  throw new ConfigError(`expected watchers or elu, got "${raw}"`);
+}
+
+function decimal(min: number, max: number) {
+  return (raw: string): number => {
+    if (!/^\d+(\.\d+)?$/.test(raw.trim())) throw new ConfigError(`expected a number, got "${raw}"`);
+    const value = Number(raw);
+    if (value < min || value > max) {
+      throw new ConfigError(`expected a number from ${min} to ${max}, got ${value}`);
+    }
+    return value;
+  };
+}
+
 function logLevel(raw: string): LogLevel {
   if (isLogLevel(raw)) return raw;
   throw new ConfigError(`expected debug, info, warn or error, got "${raw}"`);
@@ -186,7 +215,72 @@ export const SETTINGS = [
     arg: "<ms>",
     default: "4000",
     parse: integer(100, 600000),
-    description: "a node not heard from this long is gone",
+    description: "a node (or a server's load reports) not heard from this long is gone",
+  },
+  {
+    key: "maxLoad",
+    flag: "--max-load",
+    arg: "<level>",
+    default: "100",
+    parse: decimal(0.1, 1e9),
+    description: "max-load: when every active server is above it, a pool server is promoted",
+  },
+  {
+    key: "minLoad",
+    flag: "--min-load",
+    arg: "<level>",
+    default: "20",
+    parse: decimal(0, 1e9),
+    description: "min-load: below it for --scale-in-after, one server is drained back to the pool",
+  },
+  {
+    key: "dispatch",
+    flag: "--dispatch",
+    arg: "<mode>",
+    default: "redirect",
+    parse: dispatch,
+    description: "redirect: 302 to the chosen server (the paper) | proxy: forward the SUBSCRIBE",
+  },
+  {
+    key: "loadMetric",
+    flag: "--load-metric",
+    arg: "<metric>",
+    default: "watchers",
+    parse: loadMetric,
+    description: "watchers: subscriptions / 10 | elu: event-loop utilisation x 100",
+  },
+  {
+    key: "reportIntervalMs",
+    flag: "--report-interval",
+    arg: "<ms>",
+    default: "1000",
+    parse: integer(50, 600000),
+    description:
+      "how often a server reports its load (also at once on a change of 10% of max-load)",
+  },
+  {
+    key: "scaleInAfterMs",
+    flag: "--scale-in-after",
+    arg: "<ms>",
+    default: "30000",
+    parse: integer(0, 86400000),
+    description: "how long every server must stay below min-load before one is drained",
+  },
+  {
+    key: "scaleCooldownMs",
+    flag: "--scale-cooldown",
+    arg: "<ms>",
+    default: "10000",
+    parse: integer(0, 86400000),
+    description: "no drain or promotion this soon after the last one (no oscillation)",
+  },
+  {
+    key: "syncBatch",
+    flag: "--sync-batch",
+    arg: "<n>",
+    default: "200",
+    parse: integer(1, 100000),
+    description: "presentities per NOTIFY when a promoted server copies the presence data",
   },
   {
     key: "minExpires",
@@ -298,6 +392,9 @@ export function buildConfig(raw: Partial<Record<keyof NodeConfig, string>>): Nod
   const result = config as unknown as NodeConfig;
   if (result.minExpires > result.maxExpires) {
     throw new ConfigError("--min-expires must not be larger than --max-expires");
+  }
+  if (result.minLoad >= result.maxLoad) {
+    throw new ConfigError("--min-load must be smaller than --max-load");
   }
   return result;
 }

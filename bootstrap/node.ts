@@ -3,11 +3,13 @@
 
 import { lookup } from "node:dns/promises";
 import { isIP } from "node:net";
+import { performance } from "node:perf_hooks";
 import { start as startActorSystem, stop as stopActorSystem } from "nact";
 import { ALLOW, Ingress } from "../actors/ingress.js";
 import {
   RESOURCE_KIND,
   type ResourceCommand,
+  type ResourceSnapshot,
   spawnPresenceResource,
 } from "../actors/presence-resource.js";
 import { SERVER_ID, SERVER_KIND, spawnPresenceServer, WatchHub } from "../actors/server.js";
@@ -18,8 +20,17 @@ import {
   type SipPort,
 } from "../actors/services.js";
 import { SUBSCRIBER_KIND, type SubscriberCommand, spawnSubscriber } from "../actors/subscriber.js";
+import {
+  type PlaceAnswer,
+  SUPERVISOR_ID,
+  SUPERVISOR_KIND,
+  type SupervisorCommand,
+  type SupervisorView,
+  spawnSupervisor,
+} from "../actors/supervisor/supervisor.js";
 import type { Address } from "../transport/envelope.js";
 import type { MemberInfo } from "../transport/membership.js";
+import { homeOf } from "../transport/placement.js";
 import { Router } from "../transport/router.js";
 import { SipEndpoint } from "../transport/sip-endpoint.js";
 import type { ActorTransport } from "../transport/transport.js";
@@ -38,6 +49,10 @@ export interface ClusterView {
   nodes: NodeView[];
   /** The nodes presentities are placed on, as this node sees them. */
   homes: string[];
+  /** This node's load level as it reports it. */
+  load: number;
+  /** On the primary: the supervisor's load table, pool, assignments and last decisions. */
+  supervisor?: SupervisorView;
   stats: NodeStats & { watchedPresentities: number; pendingTransactions: number };
   mail: ReturnType<Router["stats"]>;
   sip: ReturnType<SipEndpoint["stats"]>;
@@ -45,13 +60,17 @@ export interface ClusterView {
 
 export interface RunningNode {
   readonly id: string;
+  /** The role the node started with (a pool node may be promoted, a server drained). */
   readonly role: Role;
   readonly sip: HostPort;
   readonly http: HostPort;
-  view(): ClusterView;
+  view(): Promise<ClusterView>;
   /** Ends every subscription with a final NOTIFY, then closes sockets. Idempotent. */
   stop(): Promise<void>;
 }
+
+/** Subscriptions ended per batch when a server drains (RFC 6665 deactivated: they come back at once). */
+const DRAIN_BATCH = 50;
 
 /** Waits until every local presentity has moved to its new home (or the time is up). */
 async function handedOff(resources: ReadonlySet<string>, timeoutMs: number): Promise<void> {
@@ -60,6 +79,9 @@ async function handedOff(resources: ReadonlySet<string>, timeoutMs: number): Pro
     await new Promise<void>((resolve) => setTimeout(resolve, 20));
   }
 }
+
+/** The default load metric: watched resources (subscriptions) / 10 (DESIGN.md §4). */
+const WATCHERS_PER_LOAD = 10;
 
 async function resolveHost(host: string): Promise<string> {
   if (isIP(host)) return host;
@@ -94,6 +116,21 @@ export async function startNode(
   const serverOf = (node: string): Address => router.address(SERVER_KIND, SERVER_ID, node);
   const hub = new WatchHub(router, resourceOf, config.askTimeoutMs);
   const subscribers = new Set<string>();
+  let role: Role = config.role;
+  let sessionUp = false;
+  const supervisorAddress = (node: string): Address =>
+    router.address(SUPERVISOR_KIND, SUPERVISOR_ID, node);
+  const primaryMember = (): MemberInfo | undefined =>
+    deps.transport.members().find((m) => m.role === "primary");
+
+  let elu = performance.eventLoopUtilization();
+  const loadLevel = (): number => {
+    if (config.loadMetric === "watchers") return stats.subscriptions / WATCHERS_PER_LOAD;
+    const now = performance.eventLoopUtilization();
+    const level = performance.eventLoopUtilization(now, elu).utilization * 100;
+    elu = now;
+    return level;
+  };
 
   // The ingress is created before the endpoint so that no request arrives to a missing handler.
   let endpoint: SipEndpoint | undefined;
@@ -115,6 +152,16 @@ export async function startNode(
     sip,
     resourceOf,
     askTimeoutMs: config.askTimeoutMs,
+    role: () => role,
+    sessionUp: () => sessionUp,
+    dispatchMode: config.dispatch,
+    place: (watcher) =>
+      router.ask<PlaceAnswer>(
+        supervisorAddress(config.id),
+        { type: "place", watcher } satisfies SupervisorCommand,
+        config.askTimeoutMs,
+      ),
+    primarySip: () => primaryMember()?.sip,
     spawnSubscriber: (address, init) => {
       subscribers.add(address.id);
       spawnSubscriber(
@@ -136,7 +183,72 @@ export async function startNode(
     },
   });
 
-  spawnPresenceServer({ system, router, log, stats, settings, hub });
+  const endSubscriptions = async (ending: SubscriberCommand, timeoutMs: number): Promise<void> => {
+    const ids = [...subscribers];
+    for (let i = 0; i < ids.length; i += DRAIN_BATCH) {
+      await Promise.allSettled(
+        ids
+          .slice(i, i + DRAIN_BATCH)
+          .map((id) => router.ask(router.address(SUBSCRIBER_KIND, id), ending, timeoutMs)),
+      );
+    }
+  };
+
+  spawnPresenceServer({
+    system,
+    router,
+    log,
+    stats,
+    settings,
+    hub,
+    control: {
+      router,
+      log,
+      reportIntervalMs: config.reportIntervalMs,
+      significantLoad: Math.max(0.1, config.maxLoad / 10),
+      askTimeoutMs: config.askTimeoutMs,
+      supervisorOf: supervisorAddress,
+      loadLevel,
+      users: () => stats.subscriptions,
+      sessionChanged: (up) => {
+        sessionUp = up;
+      },
+      setRole: (next) => {
+        if (role === next) return;
+        log.info("role changed", { from: role, to: next });
+        role = next;
+        deps.transport.announce(nodeView());
+      },
+      endSubscriptions: () =>
+        endSubscriptions({ type: "terminate", reason: "deactivated" }, config.shutdownTimeoutMs),
+      resourcesGone: () => handedOff(resources, config.shutdownTimeoutMs),
+      importSnapshots: async (snapshots) => {
+        await Promise.all(
+          snapshots.map((snapshot) =>
+            router.ask(
+              router.address(RESOURCE_KIND, snapshot.presentity),
+              { type: "adopt", snapshot } satisfies ResourceCommand,
+              config.askTimeoutMs,
+              { pinned: true },
+            ),
+          ),
+        );
+      },
+    },
+    exportFor: async (candidates, target) => {
+      const moving = [...resources].filter((p) => homeOf(p, candidates) === target);
+      const snapshots = await Promise.all(
+        moving.map((p) =>
+          router
+            .ask<ResourceSnapshot>(router.address(RESOURCE_KIND, p), { type: "snapshot" })
+            .catch(() => undefined),
+        ),
+      );
+      return snapshots.filter(
+        (x): x is ResourceSnapshot => x !== undefined && x.publications.publications.length > 0,
+      );
+    },
+  });
   router.onDemand(RESOURCE_KIND, (address) => {
     resources.add(address.id);
     return spawnPresenceResource(
@@ -165,24 +277,58 @@ export async function startNode(
     (incoming) => ingress.handle(incoming),
   );
   const sipAddress: HostPort = { host: endpoint.host, port: endpoint.port };
+  if (config.role === "primary") {
+    spawnSupervisor({
+      system,
+      router,
+      log,
+      stats,
+      settings: {
+        maxLoad: config.maxLoad,
+        minLoad: config.minLoad,
+        deadAfterMs: config.deadAfterMs,
+        scaleInAfterMs: config.scaleInAfterMs,
+        cooldownMs: config.scaleCooldownMs,
+        dispatch: config.dispatch,
+        reportIntervalMs: config.reportIntervalMs,
+        loadPerWatcher: config.loadMetric === "watchers" ? 1 / WATCHERS_PER_LOAD : 0.5,
+        syncBatch: config.syncBatch,
+        askTimeoutMs: config.askTimeoutMs,
+        maxMailbox: config.maxMailbox,
+      },
+      localLoad: loadLevel,
+      localSip: () => `${sipAddress.host}:${sipAddress.port}`,
+      serverOf,
+    });
+  }
 
   let state: NodeView["state"] = "ready";
   const startedAt = Date.now();
   const nodeView = (): NodeView => ({
     id: config.id,
-    role: config.role,
+    role,
     sip: `${sipAddress.host}:${sipAddress.port}`,
     http: `${admin.host}:${admin.port}`,
     state,
     startedAt,
   });
-  const view = (): ClusterView => ({
+  const view = async (): Promise<ClusterView> => ({
     node: nodeView(),
     subscriptions: stats.subscriptions,
     presentities: stats.presentities,
     publications: stats.publications,
     nodes: deps.transport.members().map((m) => ({ ...m, role: m.role as Role })),
     homes: [...homes.list()],
+    load: Math.round(loadLevel() * 100) / 100,
+    ...(config.role === "primary"
+      ? {
+          supervisor: await router.ask<SupervisorView>(
+            supervisorAddress(config.id),
+            { type: "inspect" } satisfies SupervisorCommand,
+            config.askTimeoutMs,
+          ),
+        }
+      : {}),
     stats: {
       ...stats,
       watchedPresentities: hub.watchedPresentities(),
@@ -206,7 +352,15 @@ export async function startNode(
       router.send(router.address(RESOURCE_KIND, presentity), command);
     }
   };
-  deps.transport.onMembersChanged(rehome);
+  deps.transport.onMembersChanged((members) => {
+    if (config.role === "primary") {
+      router.send(supervisorAddress(config.id), {
+        type: "members",
+        members: [...members],
+      } satisfies SupervisorCommand);
+    }
+    rehome(members);
+  });
   deps.transport.onReconnected(() => hub.resync());
 
   let admin: AdminServer;
@@ -241,11 +395,7 @@ export async function startNode(
         subscriptions: subscribers.size,
         reason: ending.reason,
       });
-      await Promise.allSettled(
-        [...subscribers].map((id) =>
-          router.ask(router.address(SUBSCRIBER_KIND, id), ending, config.shutdownTimeoutMs),
-        ),
-      );
+      await endSubscriptions(ending, config.shutdownTimeoutMs);
       if (inCluster) await handedOff(resources, config.shutdownTimeoutMs);
       ingress.close();
       await endpoint?.close();

@@ -92,7 +92,30 @@ function node(
     1000,
     changes,
   );
-  spawnPresenceServer({ system, router, log: silentLogger, stats, settings, hub: watchHub });
+  spawnPresenceServer({
+    system,
+    router,
+    log: silentLogger,
+    stats,
+    settings,
+    hub: watchHub,
+    control: {
+      router,
+      log: silentLogger,
+      reportIntervalMs: 1000,
+      significantLoad: 1,
+      askTimeoutMs: 1000,
+      supervisorOf: (n) => router.address("supervisor", "supervisor", n),
+      loadLevel: () => 0,
+      users: () => 0,
+      sessionChanged: () => {},
+      setRole: () => {},
+      endSubscriptions: async () => {},
+      resourcesGone: async () => {},
+      importSnapshots: async () => {},
+    },
+    exportFor: async () => [],
+  });
   return { router, stats, changes, local };
 }
 
