@@ -489,7 +489,7 @@ function answerSyncSubscribe(
 ): SipResponse {
   const id = nodeOf(request.headers.from.uri);
   const record = id ? state.servers.get(id) : undefined;
-  if (!record || record.session !== "syncing") {
+  if (record?.session !== "syncing") {
     return controlResponse(request, undefined, 481);
   }
   const candidates = [
@@ -726,14 +726,9 @@ export function spawnSupervisor(deps: SupervisorDeps): ActorHandle {
             break;
           case "invite-answered": {
             const record = state.servers.get(message.id);
-            if (!record || record.session !== "inviting") break;
+            if (record?.session !== "inviting") break;
             const response = message.raw ? fromMail(message.raw) : undefined;
-            if (
-              !response ||
-              response.kind !== "response" ||
-              response.status >= 300 ||
-              !record.dialog
-            ) {
+            if (response?.kind !== "response" || response.status >= 300 || !record.dialog) {
               deps.log.warn("control session not set up", {
                 server: message.id,
                 error: message.error,
