@@ -13,11 +13,13 @@ import {
   type NodeConfig,
   type Role,
   SETTINGS,
+  settingsFromOptions,
 } from "./config.js";
 import { createLogger } from "./log.js";
 import { type RunningNode, startNode } from "./node.js";
 
 type RawOptions = Partial<Record<keyof NodeConfig, string>>;
+type ParsedOptions = Record<string, unknown>;
 
 function withSettings(command: Command, except: ReadonlyArray<keyof NodeConfig> = []): Command {
   for (const setting of SETTINGS) {
@@ -124,7 +126,7 @@ withSettings(
   program
     .command("node")
     .description("run one node (one SIP endpoint, one actor system, one admin port)"),
-).action((options: RawOptions) => runNodes([buildConfig(options)]));
+).action((options: ParsedOptions) => runNodes([buildConfig(settingsFromOptions(options))]));
 
 withSettings(
   program
@@ -135,7 +137,7 @@ withSettings(
         "in-process transport, or NATS with --nats",
     ),
   ["id", "role"],
-).action((options: RawOptions) => runNodes(embeddedConfigs(options)));
+).action((options: ParsedOptions) => runNodes(embeddedConfigs(settingsFromOptions(options))));
 
 program.parseAsync(process.argv).catch((error: unknown) => {
   const message =

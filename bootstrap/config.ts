@@ -372,6 +372,23 @@ export const SETTINGS = [
   },
 ] as const satisfies readonly Setting<keyof NodeConfig>[];
 
+/** The option name a command-line parser gives a flag: `--report-interval` → `reportInterval`. */
+export function flagAttribute(flag: string): string {
+  return flag.replace(/^--/, "").replace(/-([a-z0-9])/g, (_, c: string) => c.toUpperCase());
+}
+
+/** Parsed command-line options (keyed by flagAttribute) → raw settings keyed like NodeConfig. */
+export function settingsFromOptions(
+  options: Record<string, unknown>,
+): Partial<Record<keyof NodeConfig, string>> {
+  const raw: Partial<Record<keyof NodeConfig, string>> = {};
+  for (const setting of SETTINGS) {
+    const value = options[flagAttribute(setting.flag)];
+    if (typeof value === "string") raw[setting.key] = value;
+  }
+  return raw;
+}
+
 /** The environment variable of a flag: `--max-body-bytes` → `PRESENCE_MAX_BODY_BYTES`. */
 export function envName(flag: string): string {
   return `PRESENCE_${flag.replace(/^--/, "").replace(/-/g, "_").toUpperCase()}`;

@@ -3,7 +3,15 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { describe, it } from "node:test";
-import { buildConfig, ConfigError, envName, SETTINGS } from "../../../bootstrap/config.js";
+import { Option } from "commander";
+import {
+  buildConfig,
+  ConfigError,
+  envName,
+  flagAttribute,
+  SETTINGS,
+  settingsFromOptions,
+} from "../../../bootstrap/config.js";
 
 describe("config - settings table", () => {
   it("config - defaults give a primary on 127.0.0.1:5060 with admin on 8080", () => {
@@ -58,6 +66,16 @@ describe("config - README", () => {
     for (const s of SETTINGS) {
       const row = `| \`${s.flag}\` | \`${envName(s.flag)}\` | \`${s.default}\` | ${s.description.replace(/\|/g, "\\|")} |`;
       assert.ok(readme.includes(row), `README row missing or stale: ${row}`);
+    }
+  });
+});
+
+describe("config - command line", () => {
+  it("config - every flag reaches its setting through the parser's option name", () => {
+    for (const setting of SETTINGS) {
+      const attribute = new Option(`${setting.flag} ${setting.arg}`).attributeName();
+      assert.equal(flagAttribute(setting.flag), attribute, setting.flag);
+      assert.deepEqual(settingsFromOptions({ [attribute]: "x" }), { [setting.key]: "x" }, setting.flag);
     }
   });
 });
