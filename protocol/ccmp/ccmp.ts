@@ -46,6 +46,10 @@
  *
  * EXTENSION NAMES (extensionName; EXTENSIONS, what an optionsResponse advertises). Conventions for the
  * handlers, not codec rules: any element may ride on any extension, the handler checks what it needs.
+ *   session        primary → a server, in the INVITE that opens the control session: the system's
+ *                  settings (<max-load>, <min-load>, <actv-svr-nums>, <svr-pool>).
+ *   ready          a promoted server → the primary, once it holds the presence data: take watchers.
+ *   drained        a draining server → the primary: its watchers and presentities are gone; BYE me.
  *   load-report    request from the primary (operation retrieve): report your load. The response
  *                  carries <pressvr-load> with the server's <curr-load-level> and its
  *                  <pres-sys-users> (count, and AORs when asked). A server may push the same unasked
@@ -120,11 +124,14 @@ export const CCMP_RESPONSE_CODES = {
 
 /** The extension names this server supports, in the order an optionsResponse lists them. */
 export const EXTENSIONS: readonly string[] = Object.freeze([
+  "session",
   "load-report",
   "redirect-user",
   "server-pool",
   "promote",
+  "ready",
   "drain",
+  "drained",
 ]);
 
 export type CcmpOperation = "retrieve" | "create" | "update" | "delete";

@@ -142,7 +142,16 @@ describe("ccmp codec", () => {
     assert.equal(EXTD_CCMP_CONTENT_TYPE, "application/extd-ccmp");
     assert.deepEqual(
       [...EXTENSIONS],
-      ["load-report", "redirect-user", "server-pool", "promote", "drain"],
+      [
+        "session",
+        "load-report",
+        "redirect-user",
+        "server-pool",
+        "promote",
+        "ready",
+        "drain",
+        "drained",
+      ],
     );
     assert.equal(CCMP_RESPONSE_CODES.success, 200);
     assert.equal(CCMP_RESPONSE_CODES.badRequest, 400);
