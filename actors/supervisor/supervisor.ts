@@ -10,6 +10,7 @@ import {
   decodeCcmp,
   EXTD_CCMP_CONTENT_TYPE,
   type ExtdElements,
+  EXTENSIONS,
   encodeCcmp,
   errorResponse,
 } from "../../protocol/ccmp/ccmp.js";
@@ -437,6 +438,18 @@ function answerInfo(
       error instanceof CcmpError ? error : new CcmpError(400, "undecodable CCMP body");
     return controlResponse(request, record?.dialog, 200, {
       body: encodeCcmp(errorResponse(ccmpError)),
+      contentType: EXTD_CCMP_CONTENT_TYPE,
+    });
+  }
+  if (message.kind === "options-request") {
+    // RFC 6503 optionsRequest: which (extended) messages this server understands.
+    return controlResponse(request, record?.dialog, 200, {
+      body: encodeCcmp({
+        kind: "options-response",
+        confUserID: message.confUserID,
+        responseCode: 200,
+        extensions: [...EXTENSIONS],
+      }),
       contentType: EXTD_CCMP_CONTENT_TYPE,
     });
   }

@@ -173,6 +173,46 @@ describe("control - the CCMP control plane", () => {
         assert.equal(error.kind === "response" && error.responseCode, 400);
         xmllintValid(s.dir, answer.body, "ccmp-error");
         assert.equal((await supervisor(primary)).counters.badCcmp, 1);
+
+        // optionsRequest: the answer lists the extended messages the control plane speaks.
+        const options = Buffer.from(
+          '<?xml version="1.0" encoding="UTF-8"?>\n<ccmp:ccmpRequest xmlns:ccmp="urn:ietf:params:xml:ns:xcon-ccmp" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><ccmpRequest xsi:type="ccmp:ccmp-options-request-message-type"><confUserID>xcon-userid:tester</confUserID></ccmpRequest></ccmp:ccmpRequest>',
+        );
+        const optionsInfo = Buffer.concat([
+          Buffer.from(
+            [
+              "INFO sip:p@presence-cluster SIP/2.0",
+              "Via: SIP/2.0/ACTOR tester;branch=z9hG4bKopt",
+              "From: <sip:tester@presence-cluster>;tag=t1",
+              "To: <sip:p@presence-cluster>;tag=p1",
+              "Call-ID: options@tester",
+              "CSeq: 2 INFO",
+              "Content-Type: application/extd-ccmp",
+              `Content-Length: ${options.length}`,
+              "",
+              "",
+            ].join("\r\n"),
+            "latin1",
+          ),
+          options,
+        ]);
+        await tester.request(
+          "pc.presence.node.p",
+          encodeEnvelope({
+            id: "opt-1",
+            from: "tester",
+            to: { node: "p", kind: "supervisor", id: "supervisor" },
+            body: { type: "control", raw: optionsInfo },
+            replyTo: { node: "tester", correlationId: "c2" },
+            sentAt: Date.now(),
+          }),
+        );
+        await waitFor(async () => answers.length === 2, { what: "the answer to the optionsRequest" });
+        const optionsAnswer = parseMessage(answers[1] ?? Buffer.alloc(0));
+        const listed = decodeCcmp(optionsAnswer.body);
+        assert.equal(listed.kind, "options-response");
+        assert.ok(listed.kind === "options-response" && listed.extensions.includes("redirect-user"));
+        xmllintValid(s.dir, optionsAnswer.body, "ccmp-options");
         await tester.close();
       } finally {
         await spy.close();
@@ -388,6 +428,52 @@ describe("control - the CCMP control plane", () => {
       });
       const redirect = placed.trace.find((m) => m.direction === "received" && m.status === 302);
       assert.doesNotMatch(redirect?.header("contact") ?? "", new RegExp(`:${a1.sipPort}`));
+    }),
+  );
+
+  it(
+    "control - 10,000 watchers arriving at 500/s over 3 servers end within 10% of an even share",
+    scene("control", async (s) => {
+      const nats = await startNatsServer(s.dir);
+      const nodes = await cluster(
+        s,
+        [
+          { id: "p", role: "primary" },
+          { id: "a1", role: "server" },
+          { id: "a2", role: "server" },
+        ],
+        nats.url,
+        ["--max-load", "100000", "--min-load", "1", "--scale-in-after", "600000", "--log-level", "warn"],
+      );
+      const [primary] = nodes;
+      assert.ok(primary);
+      const crowd = await s.runSipp({
+        scenario: "watcher-arrive.xml",
+        transport: "udp",
+        target: primary.sip,
+        service: "crowd",
+        vars: { expires: "600" },
+        calls: 10_000,
+        rate: 500,
+        trace: false,
+        timeoutS: 120,
+      });
+      assert.equal(crowd.code, 0, crowd.describe());
+      const view = await waitFor(
+        async () => {
+          const v = await supervisor(primary);
+          const total = v.servers.reduce((sum, x) => sum + x.load, 0);
+          return Math.round(total * 10) === 10_000 ? v : false;
+        },
+        { what: "the load reports to add up to 10,000 watchers", nodes },
+      );
+      const share = 1000 / 3;
+      for (const server of view.servers) {
+        assert.ok(
+          Math.abs(server.load - share) <= share * 0.1,
+          `${server.id} has load ${server.load}, an even share is ${share.toFixed(1)}`,
+        );
+      }
     }),
   );
 });

@@ -466,6 +466,8 @@ export interface SippOptions {
   files?: Readonly<Record<string, string | Buffer>>;
   calls?: number;
   rate?: number;
+  /** Keep every message in the trace (default); off for crowds of calls, where it is too big to read. */
+  trace?: boolean;
   timeoutS?: number;
 }
 
@@ -543,9 +545,7 @@ export async function startSipp(options: SippOptions): Promise<SippHandle> {
     // Large PIDF documents: socket buffers well above one 64 KB datagram.
     "-buff_size",
     "1048576",
-    "-trace_msg",
-    "-message_file",
-    files.messages,
+    ...(options.trace === false ? [] : ["-trace_msg", "-message_file", files.messages]),
     "-trace_err",
     "-error_file",
     files.errors,
