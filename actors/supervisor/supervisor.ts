@@ -9,8 +9,8 @@ import {
   type CcmpMessage,
   decodeCcmp,
   EXTD_CCMP_CONTENT_TYPE,
-  type ExtdElements,
   EXTENSIONS,
+  type ExtdElements,
   encodeCcmp,
   errorResponse,
 } from "../../protocol/ccmp/ccmp.js";

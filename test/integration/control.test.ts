@@ -49,9 +49,15 @@ class ControlSpy {
       callback: (_error, msg) => {
         try {
           const envelope = decodeEnvelope(msg.data);
-          const body = envelope.body as { type?: string; raw?: Buffer; ok?: boolean; value?: { raw?: Buffer } };
+          const body = envelope.body as {
+            type?: string;
+            raw?: Buffer;
+            ok?: boolean;
+            value?: { raw?: Buffer };
+          };
           const raw = body.type === "control" ? body.raw : body.ok ? body.value?.raw : undefined;
-          if (raw) spy.messages.push({ at: Date.now(), to: envelope.to.node, message: parseMessage(raw) });
+          if (raw)
+            spy.messages.push({ at: Date.now(), to: envelope.to.node, message: parseMessage(raw) });
         } catch {
           // Not control mail.
         }
@@ -66,7 +72,9 @@ class ControlSpy {
     return this.messages
       .filter((m) => filter(m.message))
       .map(({ message }) =>
-        message.kind === "request" ? message.method : `${message.status}/${message.headers.cseq.method}`,
+        message.kind === "request"
+          ? message.method
+          : `${message.status}/${message.headers.cseq.method}`,
       );
   }
 
@@ -118,7 +126,14 @@ describe("control - the CCMP control plane", () => {
       const nats = await startNatsServer(s.dir);
       const spy = await ControlSpy.start(nats.url);
       try {
-        const [primary] = await cluster(s, [{ id: "p", role: "primary" }, { id: "a1", role: "server" }], nats.url);
+        const [primary] = await cluster(
+          s,
+          [
+            { id: "p", role: "primary" },
+            { id: "a1", role: "server" },
+          ],
+          nats.url,
+        );
         assert.ok(primary);
         await waitFor(async () => spy.labels().filter((l) => l === "INFO").length >= 2, {
           what: "load reports in INFO requests",
@@ -207,11 +222,15 @@ describe("control - the CCMP control plane", () => {
             sentAt: Date.now(),
           }),
         );
-        await waitFor(async () => answers.length === 2, { what: "the answer to the optionsRequest" });
+        await waitFor(async () => answers.length === 2, {
+          what: "the answer to the optionsRequest",
+        });
         const optionsAnswer = parseMessage(answers[1] ?? Buffer.alloc(0));
         const listed = decodeCcmp(optionsAnswer.body);
         assert.equal(listed.kind, "options-response");
-        assert.ok(listed.kind === "options-response" && listed.extensions.includes("redirect-user"));
+        assert.ok(
+          listed.kind === "options-response" && listed.extensions.includes("redirect-user"),
+        );
         xmllintValid(s.dir, optionsAnswer.body, "ccmp-options");
         await tester.close();
       } finally {
@@ -242,9 +261,14 @@ describe("control - the CCMP control plane", () => {
         assert.ok(primary && a1 && q1);
         const users = Array.from({ length: 8 }, (_, i) => `fig5u${i}`);
         for (const user of users) {
-          const answer = await publisher.publish(primary.sipPort, user, doc(user, `state of ${user}`), {
-            expires: 600,
-          });
+          const answer = await publisher.publish(
+            primary.sipPort,
+            user,
+            doc(user, `state of ${user}`),
+            {
+              expires: 600,
+            },
+          );
           assert.equal(answer.status, 200);
         }
         const landed: string[] = [];
@@ -263,7 +287,11 @@ describe("control - the CCMP control plane", () => {
             `${user}'s first NOTIFY`,
             { nodes },
           );
-          assert.match(first.body.toString("utf8"), new RegExp(`state of ${user}`), "current state in the first NOTIFY");
+          assert.match(
+            first.body.toString("utf8"),
+            new RegExp(`state of ${user}`),
+            "current state in the first NOTIFY",
+          );
           const contact = first.header("contact") ?? "";
           landed.push(/sip:([^@]+)@/.exec(contact)?.[1] ?? contact);
           watchers.push({ user, watcher });
@@ -273,22 +301,37 @@ describe("control - the CCMP control plane", () => {
         assert.deepEqual(landed.slice(6), ["q1", "q1"]);
         const view = await supervisor(primary);
         assert.deepEqual(
-          view.decisions.filter((d) => d.type === "promote" || d.type === "promoted").map((d) => `${d.type} ${d.server}`),
+          view.decisions
+            .filter((d) => d.type === "promote" || d.type === "promoted")
+            .map((d) => `${d.type} ${d.server}`),
           ["promote q1", "promoted q1"],
         );
         assert.deepEqual(view.pool, ["q2"]);
         // Fig. 5 order on the wire for the added server.
         const toQ1 = spy.labels((m) => m.headers["call-id"] !== undefined);
-        const order = ["INVITE", "200/INVITE", "ACK", "SUBSCRIBE", "200/SUBSCRIBE", "NOTIFY", "200/NOTIFY"];
+        const order = [
+          "INVITE",
+          "200/INVITE",
+          "ACK",
+          "SUBSCRIBE",
+          "200/SUBSCRIBE",
+          "NOTIFY",
+          "200/NOTIFY",
+        ];
         let at = -1;
         for (const label of order) {
           at = toQ1.indexOf(label, at + 1);
           assert.ok(at >= 0, `${label} in order in ${toQ1.join(" ")}`);
         }
         for (const { user, watcher } of watchers) {
-          const final = await publisher.publish(primary.sipPort, user, doc(user, "final-note-reached"), {
-            expires: 600,
-          });
+          const final = await publisher.publish(
+            primary.sipPort,
+            user,
+            doc(user, "final-note-reached"),
+            {
+              expires: 600,
+            },
+          );
           assert.equal(final.status, 200);
           const result = await watcher.done;
           assert.equal(result.code, 0, result.describe());
@@ -315,7 +358,16 @@ describe("control - the CCMP control plane", () => {
             { id: "a1", role: "server" },
           ],
           nats.url,
-          ["--max-load", "10", "--min-load", "5", "--scale-in-after", "1500", "--scale-cooldown", "0"],
+          [
+            "--max-load",
+            "10",
+            "--min-load",
+            "5",
+            "--scale-in-after",
+            "1500",
+            "--scale-cooldown",
+            "0",
+          ],
         );
         const [primary, a1] = nodes;
         assert.ok(primary && a1);
@@ -328,9 +380,16 @@ describe("control - the CCMP control plane", () => {
           vars: { expires: "600", primary_ip: "127.0.0.1", primary_port: String(primary.sipPort) },
           timeoutS: 60,
         });
-        await watcher.waitForMessage((m) => m.direction === "received" && m.method === "NOTIFY", "first NOTIFY", { nodes });
+        await watcher.waitForMessage(
+          (m) => m.direction === "received" && m.method === "NOTIFY",
+          "first NOTIFY",
+          { nodes },
+        );
         await waitFor(
-          async () => (await supervisor(primary)).decisions.some((d) => d.type === "drained" && d.server === "a1"),
+          async () =>
+            (await supervisor(primary)).decisions.some(
+              (d) => d.type === "drained" && d.server === "a1",
+            ),
           { what: "a1 drained back to the pool", nodes, timeoutMs: 20_000 },
         );
         const view = await supervisor(primary);
@@ -344,9 +403,14 @@ describe("control - the CCMP control plane", () => {
           what: "the re-subscription's first NOTIFY",
           nodes,
         });
-        const final = await publisher.publish(primary.sipPort, "drainee", doc("drainee", "final-note-reached"), {
-          expires: 600,
-        });
+        const final = await publisher.publish(
+          primary.sipPort,
+          "drainee",
+          doc("drainee", "final-note-reached"),
+          {
+            expires: 600,
+          },
+        );
         assert.equal(final.status, 200);
         const result = await watcher.done;
         assert.equal(result.code, 0, result.describe());
@@ -386,11 +450,17 @@ describe("control - the CCMP control plane", () => {
           "first NOTIFY",
         );
         assert.match(first.header("contact") ?? "", new RegExp(`@127\\.0\\.0\\.1:${a1.sipPort}`));
-        await publisher.publish(primary.sipPort, "proxied", doc("proxied", "final-note-reached"), { expires: 600 });
+        await publisher.publish(primary.sipPort, "proxied", doc("proxied", "final-note-reached"), {
+          expires: 600,
+        });
         const result = await watcher.done;
         assert.equal(result.code, 0, result.describe());
         const ok = result.trace.find((m) => m.direction === "received" && m.status === 200);
-        assert.match(ok?.header("contact") ?? "", /sip:a1@/, "the 200 came from a1 through the primary");
+        assert.match(
+          ok?.header("contact") ?? "",
+          /sip:a1@/,
+          "the 200 came from a1 through the primary",
+        );
         assert.equal(ok?.header("via")?.split(",").length, 1, "the primary took its own Via off");
       } finally {
         await publisher.close();
@@ -414,7 +484,8 @@ describe("control - the CCMP control plane", () => {
       assert.ok(primary && a1 && a2);
       await a1.kill();
       await waitFor(
-        async () => (await supervisor(primary)).decisions.some((d) => d.type === "dead" && d.server === "a1"),
+        async () =>
+          (await supervisor(primary)).decisions.some((d) => d.type === "dead" && d.server === "a1"),
         { what: "a1 declared dead", nodes: [primary, a2], timeoutMs: 10_000 },
       );
       const placed = await s.runSipp({
@@ -443,7 +514,16 @@ describe("control - the CCMP control plane", () => {
           { id: "a2", role: "server" },
         ],
         nats.url,
-        ["--max-load", "100000", "--min-load", "1", "--scale-in-after", "600000", "--log-level", "warn"],
+        [
+          "--max-load",
+          "100000",
+          "--min-load",
+          "1",
+          "--scale-in-after",
+          "600000",
+          "--log-level",
+          "warn",
+        ],
       );
       const [primary] = nodes;
       assert.ok(primary);

@@ -75,7 +75,11 @@ describe("config - command line", () => {
     for (const setting of SETTINGS) {
       const attribute = new Option(`${setting.flag} ${setting.arg}`).attributeName();
       assert.equal(flagAttribute(setting.flag), attribute, setting.flag);
-      assert.deepEqual(settingsFromOptions({ [attribute]: "x" }), { [setting.key]: "x" }, setting.flag);
+      assert.deepEqual(
+        settingsFromOptions({ [attribute]: "x" }),
+        { [setting.key]: "x" },
+        setting.flag,
+      );
     }
   });
 });
