@@ -4,6 +4,8 @@
 import { parseMessage, serializeMessage } from "../protocol/sip/codec.js";
 import { makeResponse, newBranch, randomToken } from "../protocol/sip/headers.js";
 import type { SipMessage, SipRequest, SipResponse } from "../protocol/sip/message.js";
+import type { Address } from "../transport/envelope.js";
+import type { Router } from "../transport/router.js";
 
 /** A SIP message as mail: its wire bytes, parsed again on arrival like any received message. */
 export interface ControlMail {
@@ -126,4 +128,28 @@ export function established(dialog: ControlDialog, response: SipResponse): Contr
 
 export function isResponse(message: SipMessage): message is SipResponse {
   return message.kind === "response";
+}
+
+/**
+ * Sends the next request of a control dialog as mail to `to`. The dialog with its CSeq moved on
+ * comes back at once (requests may overlap); the parsed response when it arrives.
+ */
+export function sendControl(
+  router: Router,
+  to: Address,
+  dialog: ControlDialog,
+  method: string,
+  headers: Record<string, string>,
+  body: Buffer | undefined,
+  timeoutMs: number,
+): { dialog: ControlDialog; response: Promise<SipResponse> } {
+  const built = controlRequest(dialog, router.nodeId, method, headers, body);
+  const response = router
+    .ask<ControlReply>(to, toMail(built.request), timeoutMs)
+    .then(({ raw }) => {
+      const message = fromMail(raw);
+      if (message.kind !== "response") throw new Error("control answer is not a response");
+      return message;
+    });
+  return { dialog: built.dialog, response };
 }

@@ -20,10 +20,10 @@ import {
   answeringDialog,
   type ControlDialog,
   type ControlReply,
-  controlRequest,
   controlResponse,
   fromMail,
   SYNC_EVENT,
+  sendControl,
   toMail,
 } from "./control.js";
 import type { ResourceSnapshot } from "./presence-resource.js";
@@ -120,16 +120,17 @@ async function toPrimary(
   body?: Buffer,
 ): Promise<SipResponse> {
   if (!state.dialog || !state.primary) throw new Error("no control session");
-  const built = controlRequest(state.dialog, deps.router.nodeId, method, headers, body);
-  state.dialog = built.dialog;
-  const reply = await deps.router.ask<ControlReply>(
+  const sent = sendControl(
+    deps.router,
     deps.supervisorOf(state.primary),
-    toMail(built.request),
+    state.dialog,
+    method,
+    headers,
+    body,
     deps.askTimeoutMs,
   );
-  const response = fromMail(reply.raw);
-  if (response.kind !== "response") throw new Error("control answer is not a response");
-  return response;
+  state.dialog = sent.dialog;
+  return sent.response;
 }
 
 function loadElements(deps: ServerControlDeps, level: number): ExtdElements {

@@ -30,6 +30,7 @@ import {
   newControlDialog,
   SYNC_CONTENT_TYPE,
   SYNC_EVENT,
+  sendControl,
   toMail,
 } from "../control.js";
 import type { ResourceSnapshot } from "../presence-resource.js";
@@ -237,16 +238,17 @@ async function control(
 ): Promise<SipResponse> {
   const record = state.servers.get(id);
   if (!record?.dialog) throw new Error(`no control session with ${id}`);
-  const built = controlRequest(record.dialog, deps.router.nodeId, method, headers, body);
-  record.dialog = built.dialog;
-  const reply = await deps.router.ask<ControlReply>(
+  const sent = sendControl(
+    deps.router,
     deps.serverOf(id),
-    toMail(built.request),
+    record.dialog,
+    method,
+    headers,
+    body,
     deps.settings.askTimeoutMs,
   );
-  const response = fromMail(reply.raw);
-  if (response.kind !== "response") throw new Error("control answer is not a response");
-  return response;
+  record.dialog = sent.dialog;
+  return sent.response;
 }
 
 function extendedRequest(
