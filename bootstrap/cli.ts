@@ -19,19 +19,33 @@ import { type RunningNode, startNode } from "./node.js";
 
 type RawOptions = Partial<Record<keyof NodeConfig, string>>;
 
+/**
+ * Commander names an option's value after its flag (`--heartbeat` → `heartbeat`), the settings
+ * table after the config key (`heartbeatMs`): translate, or such flags would be dropped.
+ */
+function rawOptions(parsed: Record<string, string | undefined>): RawOptions {
+  const raw: RawOptions = {};
+  for (const setting of SETTINGS) {
+    const value = parsed[new Option(setting.flag).attributeName()];
+    if (value !== undefined) raw[setting.key] = value;
+  }
+  return raw;
+}
+
 function withSettings(command: Command, except: ReadonlyArray<keyof NodeConfig> = []): Command {
   for (const setting of SETTINGS) {
     if (except.includes(setting.key)) continue;
     const option = new Option(`${setting.flag} ${setting.arg}`, setting.description)
       .env(envName(setting.flag))
       .default(setting.default)
-      .argParser((raw: string) => {
+      .argParser((raw: string, previous: string) => {
         try {
           setting.parse(raw);
         } catch (error) {
           throw new InvalidArgumentError(error instanceof Error ? error.message : String(error));
         }
-        return raw;
+        // A repeated flag adds to the list (its default is empty).
+        return "repeatable" in setting && previous !== "" ? `${previous},${raw}` : raw;
       });
     command.addOption(option);
   }
@@ -124,7 +138,7 @@ withSettings(
   program
     .command("node")
     .description("run one node (one SIP endpoint, one actor system, one admin port)"),
-).action((options: RawOptions) => runNodes([buildConfig(options)]));
+).action((options: Record<string, string>) => runNodes([buildConfig(rawOptions(options))]));
 
 withSettings(
   program
@@ -135,7 +149,7 @@ withSettings(
         "in-process transport, or NATS with --nats",
     ),
   ["id", "role"],
-).action((options: RawOptions) => runNodes(embeddedConfigs(options)));
+).action((options: Record<string, string>) => runNodes(embeddedConfigs(rawOptions(options))));
 
 program.parseAsync(process.argv).catch((error: unknown) => {
   const message =
