@@ -3,6 +3,7 @@
 
 import type { Logger } from "../../bootstrap/log.js";
 import { isXmlChar } from "../../protocol/pidf/xml.js";
+import { presentityOf } from "../../protocol/presence/presentity.js";
 
 /** What a source says about one presentity: it becomes a publication of the source's own. */
 export interface PresenceUpdate {
@@ -165,6 +166,15 @@ export function isSourceDefinition(value: unknown): value is AnySourceDefinition
 /** Whether `name` can name a source (it becomes part of addresses, paths and tuple ids). */
 export function isSourceName(name: string): boolean {
   return NAME.test(name);
+}
+
+/**
+ * The presentity a source means: a SIP (or pres:) URI, or a bare `user@host` with sip: implied,
+ * in the canonical form watchers subscribe to. Undefined for text that names no user.
+ */
+export function presentityKey(text: string): string | undefined {
+  const trimmed = text.trim();
+  return presentityOf(/^(sips?|pres):/i.test(trimmed) ? trimmed : `sip:${trimmed}`);
 }
 
 const MAX_NOTE = 1000;

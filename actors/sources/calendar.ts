@@ -5,8 +5,13 @@ import { type FSWatcher, watch } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { basename, dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { presentityOf } from "../../protocol/presence/presentity.js";
-import { defineSource, type PresenceUpdate, SourceConfigError, type SourceContext } from "./api.js";
+import {
+  defineSource,
+  type PresenceUpdate,
+  presentityKey,
+  SourceConfigError,
+  type SourceContext,
+} from "./api.js";
 import { busyPeriods, CalendarError, stateAt } from "./calendar-schedule.js";
 
 export type CalendarMessage =
@@ -48,7 +53,7 @@ function parseCalendars(raw: string): Calendar[] {
   for (const item of raw.split(",").map((entry) => entry.trim())) {
     if (item === "") continue;
     const at = item.indexOf("=");
-    const presentity = at > 0 ? presentityOf(item.slice(0, at).trim()) : undefined;
+    const presentity = at > 0 ? presentityKey(item.slice(0, at)) : undefined;
     const location = item.slice(at + 1).trim();
     if (presentity === undefined || location === "") {
       throw new SourceConfigError(

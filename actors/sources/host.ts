@@ -5,7 +5,6 @@ import type { Ref } from "nact";
 import type { Logger } from "../../bootstrap/log.js";
 import { type PidfDocument, parsePidf } from "../../protocol/pidf/pidf.js";
 import { simplePidf } from "../../protocol/pidf/rpid.js";
-import { presentityOf } from "../../protocol/presence/presentity.js";
 import type { PublishRequest } from "../../protocol/presence/publications.js";
 import { randomToken } from "../../protocol/sip/headers.js";
 import type { Address } from "../../transport/envelope.js";
@@ -16,6 +15,7 @@ import type { PublishOutcome, ResourceCommand } from "../presence-resource.js";
 import {
   type AnySourceDefinition,
   type PresenceUpdate,
+  presentityKey,
   type SourceContext,
   SourceError,
   updateProblem,
@@ -362,7 +362,7 @@ class SourceHost {
       );
       return;
     }
-    const key = presentityOf(presentity);
+    const key = presentityKey(presentity);
     if (key === undefined) throw new SourceError("misuse", `not a presentity URI: "${presentity}"`);
     if (update === null) {
       this.intents.set(key, null);

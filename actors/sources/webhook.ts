@@ -2,10 +2,10 @@
 // Checked on the node that took the request (bearer token, JSON, fields); applied where the source runs.
 
 import { timingSafeEqual } from "node:crypto";
-import { presentityOf } from "../../protocol/presence/presentity.js";
 import {
   defineSource,
   type PresenceUpdate,
+  presentityKey,
   SourceConfigError,
   type SourceHttpDecision,
   updateProblem,
@@ -34,10 +34,9 @@ function authorised(header: string | undefined, token: Buffer): boolean {
   return given.length === token.length && timingSafeEqual(given, token);
 }
 
-/** `sip:alice@example.com`, `alice@example.com` (sip: implied), percent-encoded or not. */
+/** `sip:alice@example.com` or `alice@example.com` (sip: implied), percent-encoded or not. */
 function presentityFromPath(path: string): string | undefined {
-  if (path === "" || path.includes("/")) return undefined;
-  return presentityOf(/^(sips?|pres):/i.test(path) ? path : `sip:${path}`);
+  return path.includes("/") ? undefined : presentityKey(path);
 }
 
 export const webhook = defineSource<WebhookConfig, null, WebhookMessage>({
