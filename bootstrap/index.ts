@@ -4,6 +4,7 @@
 export {
   defineSource,
   type PresenceUpdate,
+  presentityKey,
   SourceConfigError,
   type SourceContext,
   type SourceDefinition,
