@@ -27,13 +27,14 @@ function withSettings(command: Command, except: ReadonlyArray<keyof NodeConfig> 
     const option = new Option(`${setting.flag} ${setting.arg}`, setting.description)
       .env(envName(setting.flag))
       .default(setting.default)
-      .argParser((raw: string) => {
+      .argParser((raw: string, previous: string) => {
         try {
           setting.parse(raw);
         } catch (error) {
           throw new InvalidArgumentError(error instanceof Error ? error.message : String(error));
         }
-        return raw;
+        // A repeated flag adds to the list (its default is empty).
+        return "repeatable" in setting && previous !== "" ? `${previous},${raw}` : raw;
       });
     command.addOption(option);
   }

@@ -1,6 +1,7 @@
 // bootstrap: every setting of a node, its flag, environment variable, default and meaning, in one place.
 // The CLI, the README's configuration table and the embedded cluster all read this table.
 
+import type { SourceOption, SourceSpec } from "../actors/sources/registry.js";
 import { isLogLevel, type LogLevel } from "./log.js";
 
 export type Role = "primary" | "server" | "pool";
@@ -44,6 +45,14 @@ export interface NodeConfig {
   maxMailbox: number;
   maxQueuedNotifies: number;
   logLevel: LogLevel;
+  // Presence sources (actors/sources): which run, their options, their supervision.
+  sources: SourceSpec[];
+  sourceOptions: SourceOption[];
+  sourceBackoffMs: number;
+  sourceBackoffMaxMs: number;
+  webhookToken: string;
+  calendars: string[];
+  calendarPollMs: number;
 }
 
 export class ConfigError extends Error {
@@ -57,6 +66,8 @@ interface Setting<K extends keyof NodeConfig> {
   description: string;
   default: string;
   parse: (raw: string) => NodeConfig[K];
+  /** The flag may be given several times; its values (and the environment's) are comma-separated. */
+  repeatable?: true;
 }
 
 function integer(min: number, max: number) {
@@ -148,6 +159,49 @@ function decimal(min: number, max: number) {
 function logLevel(raw: string): LogLevel {
   if (isLogLevel(raw)) return raw;
   throw new ConfigError(`expected debug, info, warn or error, got "${raw}"`);
+}
+
+// ---- presence sources ----
+
+function list(raw: string): string[] {
+  return raw
+    .split(",")
+    .map((item) => item.trim())
+    .filter((item) => item.length > 0);
+}
+
+const SOURCE_NAME = "[a-z][a-z0-9-]{0,31}";
+
+function sourceSpecs(raw: string): SourceSpec[] {
+  return list(raw).map((item) => {
+    const match = new RegExp(`^(${SOURCE_NAME})(?::(.+))?$`).exec(item);
+    if (!match?.[1]) {
+      throw new ConfigError(
+        `expected a built-in source name or name:module-path (name: lower-case letters, digits, "-"), got "${item}"`,
+      );
+    }
+    return { name: match[1], module: match[2] };
+  });
+}
+
+function sourceOptions(raw: string): SourceOption[] {
+  return list(raw).map((item) => {
+    const match = new RegExp(`^(${SOURCE_NAME})\\.([A-Za-z0-9_-]+)=(.*)$`).exec(item);
+    if (!match?.[1] || !match[2] || match[3] === undefined) {
+      throw new ConfigError(`expected <source>.<key>=<value>, got "${item}"`);
+    }
+    return { source: match[1], key: match[2], value: match[3] };
+  });
+}
+
+function calendars(raw: string): string[] {
+  const entries = list(raw);
+  for (const entry of entries) {
+    if (!/^[^=\s]+=.+$/.test(entry)) {
+      throw new ConfigError(`expected <presentity>=<file or URL>, got "${entry}"`);
+    }
+  }
+  return entries;
 }
 
 /** The node settings, in the order `--help` and the README show them. */
@@ -370,6 +424,70 @@ export const SETTINGS = [
     parse: logLevel,
     description: "debug | info | warn | error (JSON lines on stderr)",
   },
+  // ---- presence sources ----
+  {
+    key: "sources",
+    flag: "--source",
+    arg: "<source>",
+    default: "",
+    parse: sourceSpecs,
+    repeatable: true,
+    description:
+      "presence source to run: webhook, calendar, or name:path-to-module (repeatable; comma-separated)",
+  },
+  {
+    key: "sourceOptions",
+    flag: "--source-option",
+    arg: "<name.key=value>",
+    default: "",
+    parse: sourceOptions,
+    repeatable: true,
+    description:
+      "an option of a source, e.g. office-hours.hours=9-17 (repeatable; comma-separated)",
+  },
+  {
+    key: "sourceBackoffMs",
+    flag: "--source-backoff",
+    arg: "<ms>",
+    default: "1000",
+    parse: integer(10, 600000),
+    description: "pause before a crashed source restarts; doubles with each crash in a row",
+  },
+  {
+    key: "sourceBackoffMaxMs",
+    flag: "--source-backoff-max",
+    arg: "<ms>",
+    default: "60000",
+    parse: integer(10, 3600000),
+    description:
+      "longest pause before a restart; a source this long without a crash is healthy again",
+  },
+  {
+    key: "webhookToken",
+    flag: "--webhook-token",
+    arg: "<token>",
+    default: "",
+    parse: (raw) => raw.trim(),
+    description: "bearer token of the webhook source (POST /sources/webhook/<presentity>)",
+  },
+  {
+    key: "calendars",
+    flag: "--calendar",
+    arg: "<presentity=file-or-url>",
+    default: "",
+    parse: calendars,
+    repeatable: true,
+    description:
+      "calendar source: an .ics file or http(s) URL per presentity (repeatable; comma-separated)",
+  },
+  {
+    key: "calendarPollMs",
+    flag: "--calendar-poll",
+    arg: "<ms>",
+    default: "60000",
+    parse: integer(100, 86400000),
+    description: "how often the calendar source re-reads its calendars (files are also watched)",
+  },
 ] as const satisfies readonly Setting<keyof NodeConfig>[];
 
 /** The option name a command-line parser gives a flag: `--report-interval` → `reportInterval`. */
@@ -412,6 +530,9 @@ export function buildConfig(raw: Partial<Record<keyof NodeConfig, string>>): Nod
   }
   if (result.minLoad >= result.maxLoad) {
     throw new ConfigError("--min-load must be smaller than --max-load");
+  }
+  if (result.sourceBackoffMs > result.sourceBackoffMaxMs) {
+    throw new ConfigError("--source-backoff must not be larger than --source-backoff-max");
   }
   return result;
 }

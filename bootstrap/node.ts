@@ -19,6 +19,8 @@ import {
   type PresenceSettings,
   type SipPort,
 } from "../actors/services.js";
+import { SourceManager, type SourceView } from "../actors/sources/manager.js";
+import { loadSources } from "../actors/sources/registry.js";
 import { SUBSCRIBER_KIND, type SubscriberCommand, spawnSubscriber } from "../actors/subscriber.js";
 import {
   type PlaceAnswer,
@@ -56,6 +58,8 @@ export interface ClusterView {
   stats: NodeStats & { watchedPresentities: number; pendingTransactions: number };
   mail: ReturnType<Router["stats"]>;
   sip: ReturnType<SipEndpoint["stats"]>;
+  /** Presence sources: where each runs and how it does on this node. */
+  sources: SourceView[];
 }
 
 export interface RunningNode {
@@ -82,6 +86,8 @@ async function handedOff(resources: ReadonlySet<string>, timeoutMs: number): Pro
 
 /** The default load metric: watched resources (subscriptions) / 10 (DESIGN.md §4). */
 const WATCHERS_PER_LOAD = 10;
+/** How long a presence source's publication lasts between refreshes (within the expiry bounds). */
+const SOURCE_PUBLICATION_SECONDS = 300;
 
 async function resolveHost(host: string): Promise<string> {
   if (isIP(host)) return host;
@@ -93,6 +99,8 @@ export async function startNode(
   deps: { transport: ActorTransport; log: Logger },
 ): Promise<RunningNode> {
   const log = deps.log.child({ node: config.id });
+  // Bad source modules or options stop the node before it binds anything.
+  const loadedSources = await loadSources(config);
   const system = startActorSystem({ name: `presence-${config.id}` } as never);
   const router = new Router({
     nodeId: config.id,
@@ -131,6 +139,22 @@ export async function startNode(
     elu = now;
     return level;
   };
+  const sources = new SourceManager({
+    system,
+    router,
+    log,
+    maxMailbox: config.maxMailbox,
+    askTimeoutMs: config.askTimeoutMs,
+    resourceOf,
+    publicationSeconds: Math.min(
+      Math.max(SOURCE_PUBLICATION_SECONDS, config.minExpires),
+      config.maxExpires,
+    ),
+    backoff: { initialMs: config.sourceBackoffMs, maxMs: config.sourceBackoffMaxMs },
+    sources: loadedSources,
+    placement: homes,
+    settleMs: config.heartbeatMs,
+  });
 
   // The ingress is created before the endpoint so that no request arrives to a missing handler.
   let endpoint: SipEndpoint | undefined;
@@ -336,6 +360,7 @@ export async function startNode(
     },
     mail: router.stats(),
     sip: sipStats(),
+    sources: sources.view(),
   });
   const sipStats = (): ReturnType<SipEndpoint["stats"]> => {
     if (!endpoint) throw new Error("SIP endpoint not started");
@@ -345,6 +370,7 @@ export async function startNode(
   // A change of the candidate set moves the presentities whose home changed, state and all.
   const rehome = (members: readonly MemberInfo[]): void => {
     if (!homes.update(members)) return;
+    sources.placementChanged();
     const alive = members.map((m) => m.id);
     log.info("presentity homes changed", { candidates: homes.list(), local: resources.size });
     for (const presentity of resources) {
@@ -365,13 +391,22 @@ export async function startNode(
 
   let admin: AdminServer;
   try {
-    admin = await startAdmin(config.http, { view, ready: () => state === "ready" }, log);
+    admin = await startAdmin(
+      config.http,
+      {
+        view,
+        ready: () => state === "ready",
+        source: (name, request) => sources.http(name, request),
+      },
+      log,
+    );
   } catch (error) {
     await endpoint.close();
     throw error;
   }
   ingress.open();
   deps.transport.announce(nodeView());
+  sources.open();
   log.info("node ready", {
     role: config.role,
     sip: `${sipAddress.host}:${sipAddress.port}`,
@@ -385,6 +420,8 @@ export async function startNode(
       state = "draining";
       ingress.drain();
       deps.transport.announce(nodeView());
+      // Sources go first, handing their publications to their next home.
+      await sources.close();
       // In a cluster the watcher should come back through the primary at once (deactivated);
       // alone, it should wait a while (probation) for the node to come back.
       const inCluster = homes.othersCanHost();

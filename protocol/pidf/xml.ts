@@ -231,7 +231,8 @@ function checkReferences(raw: string): void {
   }
 }
 
-function isXmlChar(cp: number): boolean {
+/** Whether XML 1.0 can carry the code point (§2.2 Char), escaped or not. */
+export function isXmlChar(cp: number): boolean {
   return (
     cp === 0x9 ||
     cp === 0xa ||

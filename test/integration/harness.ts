@@ -658,6 +658,8 @@ function describeRun(result: SippResult, options: SippOptions): string {
 export interface SipTraceMessage {
   direction: "sent" | "received";
   transport: string;
+  /** When SIPp sent or received it (ms epoch, from the trace's local time stamp; NaN if absent). */
+  at: number;
   /** The whole message, exactly the bytes SIPp sent or received. */
   raw: Buffer;
   startLine: string;
@@ -705,6 +707,9 @@ export function parseTrace(log: Buffer): SipTraceMessage[] {
     if (timestampEnd < 0) break;
     const headerEnd = log.indexOf(0x0a, timestampEnd + 1);
     if (headerEnd < 0) break;
+    const stamp = /(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d\.\d{3})/.exec(
+      log.subarray(position, timestampEnd).toString("latin1"),
+    );
     const match = entryHeader.exec(log.subarray(timestampEnd + 1, headerEnd).toString("latin1"));
     if (match === null) {
       position = log.indexOf(separator, headerEnd);
@@ -718,6 +723,8 @@ export function parseTrace(log: Buffer): SipTraceMessage[] {
         log.subarray(start, start + length),
         match[2] === "sent" ? "sent" : "received",
         match[1] ?? "?",
+        // Local time, as SIPp writes it.
+        stamp ? new Date(`${stamp[1]}T${stamp[2]}`).getTime() : Number.NaN,
       ),
     );
     position = log.indexOf(separator, start + length);
@@ -729,6 +736,7 @@ function parseSipMessage(
   raw: Buffer,
   direction: "sent" | "received",
   transport: string,
+  at: number,
 ): SipTraceMessage {
   const headEnd = raw.indexOf("\r\n\r\n");
   const head = raw.subarray(0, headEnd < 0 ? raw.length : headEnd).toString("utf8");
@@ -748,6 +756,7 @@ function parseSipMessage(
   const message: SipTraceMessage = {
     direction,
     transport,
+    at,
     raw,
     startLine,
     headers,

@@ -60,6 +60,61 @@ describe("config - settings table", () => {
   });
 });
 
+describe("config - presence sources", () => {
+  it("config - --source takes built-in names and name:path entries, comma-separated", () => {
+    assert.deepEqual(buildConfig({ sources: "webhook, desk:./dist/desk.js" }).sources, [
+      { name: "webhook", module: undefined },
+      { name: "desk", module: "./dist/desk.js" },
+    ]);
+    assert.deepEqual(buildConfig({}).sources, []);
+  });
+
+  it("config - --source-option is <source>.<key>=<value>; the value may hold = and :", () => {
+    assert.deepEqual(
+      buildConfig({ sourceOptions: "desk.presentity=sip:desk@example.com,desk.q=a=b" })
+        .sourceOptions,
+      [
+        { source: "desk", key: "presentity", value: "sip:desk@example.com" },
+        { source: "desk", key: "q", value: "a=b" },
+      ],
+    );
+  });
+
+  it("config - --calendar is <presentity>=<file or URL>, comma-separated", () => {
+    assert.deepEqual(
+      buildConfig({ calendars: "sip:a@x.org=/cal/a.ics,b@x.org=https://x.org/b.ics" }).calendars,
+      ["sip:a@x.org=/cal/a.ics", "b@x.org=https://x.org/b.ics"],
+    );
+  });
+
+  const bad: Array<[string, Record<string, string>, RegExp]> = [
+    ["source name", { sources: "Web_Hook" }, /--source \(PRESENCE_SOURCE\): expected a built-in/],
+    ["source option", { sourceOptions: "desk=1" }, /--source-option \(PRESENCE_SOURCE_OPTION\)/],
+    ["calendar", { calendars: "/cal/a.ics" }, /--calendar \(PRESENCE_CALENDAR\)/],
+    ["backoff", { sourceBackoffMs: "5" }, /--source-backoff \(PRESENCE_SOURCE_BACKOFF\)/],
+  ];
+  for (const [what, raw, message] of bad) {
+    it(`config - a bad ${what} is refused with the flag named`, () => {
+      assert.throws(
+        () => buildConfig(raw),
+        (e: unknown) => e instanceof ConfigError && message.test(e.message),
+      );
+    });
+  }
+
+  it("config - a first restart pause longer than the longest is refused", () => {
+    assert.throws(
+      () => buildConfig({ sourceBackoffMs: "5000", sourceBackoffMaxMs: "1000" }),
+      /--source-backoff must not be larger than --source-backoff-max/,
+    );
+  });
+
+  it("config - the repeatable settings are the list-valued ones", () => {
+    const repeatable = SETTINGS.filter((s) => "repeatable" in s).map((s) => s.flag);
+    assert.deepEqual(repeatable, ["--source", "--source-option", "--calendar"]);
+  });
+});
+
 describe("config - README", () => {
   it("config - the README's configuration table lists every setting as the code has it", () => {
     const readme = readFileSync("README.md", "utf8");
