@@ -236,7 +236,7 @@ export const SETTINGS = [
     arg: "<host:port>",
     default: "127.0.0.1:8080",
     parse: hostPort,
-    description: "admin HTTP address (/healthz, /api/cluster)",
+    description: "admin HTTP address (/healthz, /readyz, /metrics, /api/cluster)",
   },
   {
     key: "nats",

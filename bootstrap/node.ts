@@ -40,6 +40,7 @@ import { type AdminServer, startAdmin } from "./admin.js";
 import type { HostPort, NodeConfig, Role } from "./config.js";
 import { Homes } from "./homes.js";
 import type { Logger } from "./log.js";
+import { createMetrics } from "./metrics.js";
 
 export type NodeView = Omit<MemberInfo, "role"> & { role: Role };
 
@@ -107,6 +108,7 @@ export async function startNode(
     transport: deps.transport,
     log,
     askTimeoutMs: config.askTimeoutMs,
+    mailLatency: (ms) => metrics.mailLatency(ms),
   });
   const stats = newNodeStats();
   const settings: PresenceSettings = {
@@ -128,16 +130,42 @@ export async function startNode(
   let sessionUp = false;
   const supervisorAddress = (node: string): Address =>
     router.address(SUPERVISOR_KIND, SUPERVISOR_ID, node);
+  const metrics = createMetrics(
+    { node: config.id, role: config.role },
+    {
+      stats: () => stats,
+      mail: () => router.stats(),
+      sipResponses: () => ingress.responseCounts(),
+      load: () => lastLoad,
+      sessionUp: () => role === "primary" || sessionUp,
+      ...(config.role === "primary"
+        ? {
+            supervisor: async () =>
+              (
+                await router.ask<SupervisorView>(
+                  supervisorAddress(config.id),
+                  { type: "inspect" } satisfies SupervisorCommand,
+                  config.askTimeoutMs,
+                )
+              ).counters,
+          }
+        : {}),
+    },
+  );
   const primaryMember = (): MemberInfo | undefined =>
     deps.transport.members().find((m) => m.role === "primary");
 
   let elu = performance.eventLoopUtilization();
+  let lastLoad = 0;
   const loadLevel = (): number => {
-    if (config.loadMetric === "watchers") return stats.subscriptions / WATCHERS_PER_LOAD;
+    if (config.loadMetric === "watchers") {
+      lastLoad = stats.subscriptions / WATCHERS_PER_LOAD;
+      return lastLoad;
+    }
     const now = performance.eventLoopUtilization();
-    const level = performance.eventLoopUtilization(now, elu).utilization * 100;
+    lastLoad = performance.eventLoopUtilization(now, elu).utilization * 100;
     elu = now;
-    return level;
+    return lastLoad;
   };
   const sources = new SourceManager({
     system,
@@ -396,6 +424,13 @@ export async function startNode(
       {
         view,
         ready: () => state === "ready",
+        readyForWatchers: () => {
+          if (state !== "ready") return { ready: false, status: state };
+          if (role === "pool") return { ready: false, status: "pool" };
+          if (role === "server" && !sessionUp) return { ready: false, status: "no-session" };
+          return { ready: true, status: "ok" };
+        },
+        metrics: () => metrics.render(),
         source: (name, request) => sources.http(name, request),
       },
       log,

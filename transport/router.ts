@@ -51,6 +51,8 @@ export interface RouterOptions {
   transport: ActorTransport;
   log: Logger;
   askTimeoutMs: number;
+  /** Told the age (ms since `sentAt`) of every piece of mail that arrives from another node. */
+  mailLatency?: (ms: number) => void;
 }
 
 export interface SendOptions {
@@ -91,8 +93,10 @@ export class Router {
     this.transport = options.transport;
     this.log = options.log;
     this.askTimeoutMs = options.askTimeoutMs;
+    const latency = options.mailLatency;
     this.transport.onReceive((envelope) => {
       this.counters.remoteReceived += 1;
+      latency?.(Date.now() - envelope.sentAt);
       this.deliverLocal(envelope);
     });
   }
