@@ -92,6 +92,11 @@ export class Ingress {
   handle(incoming: IncomingRequest): void {
     const { request } = incoming;
     try {
+      this.deps.log.debug("sip request", {
+        method: request.method,
+        callId: request.headers["call-id"],
+        uri: request.uri,
+      });
       if (request.method === "ACK") return;
       const problem = this.commonChecks(request);
       if (problem) {

@@ -109,6 +109,7 @@ export async function startNode(
     log,
     askTimeoutMs: config.askTimeoutMs,
     mailLatency: (ms) => metrics.mailLatency(ms),
+    spanAttributes: () => ({ "presence.node.id": config.id, "presence.node.role": role }),
   });
   const stats = newNodeStats();
   const settings: PresenceSettings = {
@@ -325,6 +326,7 @@ export async function startNode(
       maxMessageBytes: config.maxBodyBytes,
       log,
       timers: { t1: config.sipT1 },
+      spanAttributes: router.spanAttributes,
     },
     (incoming) => ingress.handle(incoming),
   );

@@ -18,7 +18,7 @@ import { headerValue, type SipRequest, type SipResponse } from "../../protocol/s
 import type { Address, ReplyTo } from "../../transport/envelope.js";
 import type { MemberInfo } from "../../transport/membership.js";
 import type { Router } from "../../transport/router.js";
-import { type ActorContext, type ActorHandle, spawnActor } from "../actor.js";
+import { type ActorContext, type ActorHandle, type SpanAttributes, spawnActor } from "../actor.js";
 import {
   type ControlDialog,
   type ControlMail,
@@ -39,6 +39,7 @@ import {
   allBelowMin,
   decideDrain,
   decidePromotion,
+  type Placement,
   type PolicySettings,
   placeWatcher,
   type ServerLoadEntry,
@@ -607,17 +608,39 @@ function nodeOf(uri: string): string | undefined {
 
 // ---- placement --------------------------------------------------------------------------------
 
+/** What the placement span shows: each server's load level as seen, and the server chosen. */
+function decisionAttributes(
+  seen: readonly ServerLoadEntry[],
+  placed: Placement | undefined,
+): SpanAttributes {
+  const attributes: SpanAttributes = {
+    "presence.placement.server": placed?.server ?? "none",
+    "presence.placement.reason": placed?.reason ?? "no server ready",
+    "presence.placement.loads": JSON.stringify(
+      Object.fromEntries(seen.map((s) => [s.id, Math.round(s.load * 100) / 100])),
+    ),
+  };
+  for (const s of seen) {
+    attributes[`presence.load.${s.id}`] = Math.round(s.load * 100) / 100;
+    attributes[`presence.ready.${s.id}`] = s.ready;
+  }
+  return attributes;
+}
+
 function place(
   state: SupervisorState,
   deps: SupervisorDeps,
   ctx: ActorContext,
   watcher: string,
   replyTo: ReplyTo | undefined,
+  annotate: (attributes: SpanAttributes) => void,
 ): void {
   const self = deps.router.nodeId;
   const reply = (answer: PlaceAnswer): void =>
     deps.router.reply(replyTo, { ok: true, value: answer });
-  const placed = placeWatcher(entries(state, self), state.sticky.get(watcher), deps.settings);
+  const seen = entries(state, self);
+  const placed = placeWatcher(seen, state.sticky.get(watcher), deps.settings);
+  annotate(decisionAttributes(seen, placed));
   const record = placed ? state.servers.get(placed.server) : undefined;
   if (!placed || !record) {
     reply({ server: self, sip: deps.localSip(), local: true, reason: "no server ready" });
@@ -723,7 +746,9 @@ export function spawnSupervisor(deps: SupervisorDeps): ActorHandle {
         }
         switch (message.type) {
           case "place":
-            place(state, deps, ctx, message.watcher, ctx.replyTo);
+            ctx.span("supervisor place", { "presence.watcher": message.watcher }, (annotate) =>
+              place(state, deps, ctx, message.watcher, ctx.replyTo, annotate),
+            );
             break;
           case "members":
             onMembers(state, deps, ctx, message.members);
