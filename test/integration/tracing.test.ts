@@ -177,7 +177,8 @@ describe("tracing - OTLP export from node processes", () => {
       const inTrace = lines.filter((line) => line.trace_id === publish.traceId);
       assert.ok(inTrace.length > 0, "log lines written inside the PUBLISH trace carry its id");
       const spanIds = new Set(trace.map((span) => span.spanId));
-      for (const line of inTrace) assert.ok(spanIds.has(String(line.span_id)), JSON.stringify(line));
+      for (const line of inTrace)
+        assert.ok(spanIds.has(String(line.span_id)), JSON.stringify(line));
     }),
   );
 
