@@ -20,6 +20,8 @@ export interface NodeConfig {
   id: string;
   role: Role;
   sip: SipListen;
+  /** Where others reach this node's SIP (Contact, 302, membership); unset: the bound address. */
+  sipAdvertise: HostPort | undefined;
   http: HostPort;
   /** NATS server URLs; empty for a node on its own (or the embedded cluster's loopback). */
   nats: string[];
@@ -229,6 +231,15 @@ export const SETTINGS = [
     default: "udp://127.0.0.1:5060",
     parse: parseSipListen,
     description: "SIP address; the node listens on UDP and TCP on this port",
+  },
+  {
+    key: "sipAdvertise",
+    flag: "--sip-advertise",
+    arg: "<host:port>",
+    default: "",
+    parse: (raw) => (raw.trim() === "" ? undefined : hostPort(raw.trim())),
+    description:
+      "SIP address given to others (Contact, 302 redirects) when it is not the --sip address, e.g. behind NAT or in a container",
   },
   {
     key: "http",

@@ -187,6 +187,8 @@ export async function startNode(
 
   // The ingress is created before the endpoint so that no request arrives to a missing handler.
   let endpoint: SipEndpoint | undefined;
+  const advertised = (): HostPort =>
+    config.sipAdvertise ?? { host: config.sip.host, port: endpoint?.port ?? config.sip.port };
   const sip: SipPort = {
     respond: (tx, spec) => ingress.respond(tx, spec),
     request: async (request, hop) => {
@@ -195,7 +197,7 @@ export async function startNode(
       return endpoint.request(request, { ...hop, address });
     },
     contact: (transport) =>
-      `sip:${config.id}@${config.sip.host}:${endpoint?.port ?? config.sip.port};transport=${transport}`,
+      `sip:${config.id}@${advertised().host}:${advertised().port};transport=${transport}`,
   };
   const ingress: Ingress = new Ingress({
     router,
@@ -330,7 +332,7 @@ export async function startNode(
     },
     (incoming) => ingress.handle(incoming),
   );
-  const sipAddress: HostPort = { host: endpoint.host, port: endpoint.port };
+  const sipAddress: HostPort = config.sipAdvertise ?? { host: endpoint.host, port: endpoint.port };
   if (config.role === "primary") {
     spawnSupervisor({
       system,
@@ -485,7 +487,7 @@ export async function startNode(
   return {
     id: config.id,
     role: config.role,
-    sip: sipAddress,
+    sip: { host: endpoint.host, port: endpoint.port },
     http: { host: admin.host, port: admin.port },
     view,
     stop,

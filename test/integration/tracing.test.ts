@@ -225,6 +225,11 @@ describe("tracing - OTLP export from node processes", () => {
       assert.match(String(ccmp?.attributes["ccmp.document"]), /redirection-usr-addr/);
       const hasParent = (span: ReceivedSpan): boolean => ancestry(span, trace).includes(decision);
       assert.ok(ccmp && hasParent(ccmp), "the CCMP mail is sent within the decision");
+      const joined = receiver
+        .spans()
+        .filter((span) => span.name === "supervisor session-up" && nodeOf(span) === "a")
+        .map((span) => span.attributes["presence.decision.server"]);
+      assert.deepEqual([...new Set(joined)].sort(), ["b", "c"], "each server's session decision");
     }),
   );
 });
