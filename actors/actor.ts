@@ -6,7 +6,7 @@ import type { Logger } from "../bootstrap/log.js";
 import { type Address, type Envelope, formatAddress, type ReplyTo } from "../transport/envelope.js";
 import { MailError, toWireError } from "../transport/errors.js";
 import type { LocalTarget, Router } from "../transport/router.js";
-import { consume, inSpan, type SpanAttributes } from "../transport/tracing.js";
+import { consume, inSpan, type SpanAttributes, tracingEnabled } from "../transport/tracing.js";
 
 export type { SpanAttributes };
 
@@ -131,17 +131,19 @@ export function spawnActor<S, M>(
       current = envelope;
       const ctx = makeContext(envelope);
       // Async context does not survive the mailbox: the mail's own trace context is re-activated.
-      const next = await consume(
-        envelope.traceparent,
-        receiveName,
-        () => ({
-          ...router.spanAttributes(),
-          ...spanAttributes,
-          "messaging.message.id": envelope.id,
-          "presence.mail.from": envelope.from,
-        }),
-        () => behaviour.receive(state, envelope.body as M, ctx),
-      );
+      const next = tracingEnabled()
+        ? await consume(
+            envelope.traceparent,
+            receiveName,
+            () => ({
+              ...router.spanAttributes(),
+              ...spanAttributes,
+              "messaging.message.id": envelope.id,
+              "presence.mail.from": envelope.from,
+            }),
+            () => behaviour.receive(state, envelope.body as M, ctx),
+          )
+        : await behaviour.receive(state, envelope.body as M, ctx);
       current = undefined;
       // Mail already queued must not be lost with the mailbox: stop only when it is empty.
       if (stopRequested && queued === 0) stopSelf(next);

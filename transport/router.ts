@@ -13,7 +13,7 @@ import {
   type ReplyTo,
 } from "./envelope.js";
 import { errorFromWire, MailError, toWireError } from "./errors.js";
-import { produce, type SpanAttributes } from "./tracing.js";
+import { produce, type SpanAttributes, tracingEnabled } from "./tracing.js";
 import type { ActorTransport } from "./transport.js";
 
 /** Something mail can be handed to on this node (an actor's mailbox). */
@@ -168,7 +168,7 @@ export class Router {
   send(to: Address, body: unknown, options: SendOptions = {}): void {
     const id = nextId();
     const producer =
-      options.traceparent === undefined && to.kind !== REPLY_KIND
+      tracingEnabled() && options.traceparent === undefined && to.kind !== REPLY_KIND
         ? produce(
             () => options.span?.name ?? `send ${to.kind}`,
             () => ({
