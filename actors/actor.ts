@@ -6,6 +6,9 @@ import type { Logger } from "../bootstrap/log.js";
 import { type Address, type Envelope, formatAddress, type ReplyTo } from "../transport/envelope.js";
 import { MailError, toWireError } from "../transport/errors.js";
 import type { LocalTarget, Router } from "../transport/router.js";
+import { consume, inSpan, type SpanAttributes, tracingEnabled } from "../transport/tracing.js";
+
+export type { SpanAttributes };
 
 export interface ActorContext {
   readonly self: Address;
@@ -28,6 +31,15 @@ export interface ActorContext {
    * lapses); later mail to its address re-creates the actor (on-demand kinds) or is dropped.
    */
   stop(): void;
+  /**
+   * Runs `work` inside a span of its own (a supervisor decision, a CCMP message) within the trace
+   * of the mail being handled; `annotate` adds attributes found on the way. Free when tracing is off.
+   */
+  span<T>(
+    name: string,
+    attributes: SpanAttributes,
+    work: (annotate: (more: SpanAttributes) => void) => T,
+  ): T;
 }
 
 export interface Behaviour<S, M> {
@@ -43,6 +55,8 @@ export interface SpawnOptions {
   log: Logger;
   /** Counted on every crash; the actor resumes with its state as before the failing message. */
   onCrash?: (address: Address, error: unknown) => void;
+  /** Added to every span of this actor (e.g. the presentity of a presence resource). */
+  traceAttributes?: SpanAttributes;
 }
 
 export interface ActorHandle extends LocalTarget {
@@ -63,7 +77,13 @@ export function spawnActor<S, M>(
   initialState: S,
   options: SpawnOptions,
 ): ActorHandle {
-  const log = options.log.child({ actor: formatAddress(address) });
+  const formatted = formatAddress(address);
+  const log = options.log.child({ actor: formatted });
+  const spanAttributes: SpanAttributes = {
+    "presence.actor": formatted,
+    ...options.traceAttributes,
+  };
+  const receiveName = `receive ${address.kind}`;
   let queued = 0;
   let stopped = false;
   let current: Envelope | undefined;
@@ -94,6 +114,12 @@ export function spawnActor<S, M>(
       stop: () => {
         stopRequested = true;
       },
+      span: (name, attributes, work) =>
+        inSpan(
+          name,
+          () => ({ ...router.spanAttributes(), ...spanAttributes, ...attributes }),
+          work,
+        ),
     };
   }
 
@@ -104,7 +130,20 @@ export function spawnActor<S, M>(
       queued -= 1;
       current = envelope;
       const ctx = makeContext(envelope);
-      const next = await behaviour.receive(state, envelope.body as M, ctx);
+      // Async context does not survive the mailbox: the mail's own trace context is re-activated.
+      const next = tracingEnabled()
+        ? await consume(
+            envelope.traceparent,
+            receiveName,
+            () => ({
+              ...router.spanAttributes(),
+              ...spanAttributes,
+              "messaging.message.id": envelope.id,
+              "presence.mail.from": envelope.from,
+            }),
+            () => behaviour.receive(state, envelope.body as M, ctx),
+          )
+        : await behaviour.receive(state, envelope.body as M, ctx);
       current = undefined;
       // Mail already queued must not be lost with the mailbox: stop only when it is empty.
       if (stopRequested && queued === 0) stopSelf(next);

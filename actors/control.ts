@@ -130,9 +130,13 @@ export function isResponse(message: SipMessage): message is SipResponse {
   return message.kind === "response";
 }
 
+/** Bytes of a CCMP document shown on its span (the documents are small; snapshots are not). */
+const MAX_TRACED_BODY = 2048;
+
 /**
- * Sends the next request of a control dialog as mail to `to`. The dialog with its CSeq moved on
- * comes back at once (requests may overlap); the parsed response when it arrives.
+ * Sends the next request of a control dialog as mail to `to`, in a span of its own (a trace of its
+ * own outside one). The dialog with its CSeq moved on comes back at once (requests may overlap);
+ * the parsed response when it arrives.
  */
 export function sendControl(
   router: Router,
@@ -144,8 +148,18 @@ export function sendControl(
   timeoutMs: number,
 ): { dialog: ControlDialog; response: Promise<SipResponse> } {
   const built = controlRequest(dialog, router.nodeId, method, headers, body);
+  const span = {
+    name: `ccmp ${method}`,
+    attributes: {
+      "sip.method": method,
+      "sip.call_id": dialog.callId,
+      ...(body && body.length > 0
+        ? { "ccmp.document": body.toString("utf8", 0, Math.min(body.length, MAX_TRACED_BODY)) }
+        : {}),
+    },
+  };
   const response = router
-    .ask<ControlReply>(to, toMail(built.request), timeoutMs)
+    .ask<ControlReply>(to, toMail(built.request), timeoutMs, { span })
     .then(({ raw }) => {
       const message = fromMail(raw);
       if (message.kind !== "response") throw new Error("control answer is not a response");

@@ -57,6 +57,8 @@ type Pending = { incoming: IncomingRequest; since: number };
 
 export class Ingress {
   private readonly pending = new Map<string, Pending>();
+  /** Final and provisional responses sent, by "<method> <status>". */
+  private readonly answered = new Map<string, number>();
   private accepting = false;
   private readonly sweeper: NodeJS.Timeout;
 
@@ -90,6 +92,11 @@ export class Ingress {
   handle(incoming: IncomingRequest): void {
     const { request } = incoming;
     try {
+      this.deps.log.debug("sip request", {
+        method: request.method,
+        callId: request.headers["call-id"],
+        uri: request.uri,
+      });
       if (request.method === "ACK") return;
       const problem = this.commonChecks(request);
       if (problem) {
@@ -346,6 +353,7 @@ export class Ingress {
       address: host ?? "",
       port: Number(port),
     });
+    this.count(request.method, response.status);
     incoming.respond({ ...response, headers: { ...response.headers, via: request.headers.via } });
   }
 
@@ -449,7 +457,18 @@ export class Ingress {
     this.reply(incoming, { status: 500, reason: "Server Internal Error" });
   }
 
+  /** Responses this ingress sent, by request method and status (the node's SIP metrics). */
+  responseCounts(): ReadonlyMap<string, number> {
+    return this.answered;
+  }
+
+  private count(method: string, status: number): void {
+    const key = `${method} ${status}`;
+    this.answered.set(key, (this.answered.get(key) ?? 0) + 1);
+  }
+
   private reply(incoming: IncomingRequest, spec: ResponseSpec): void {
+    this.count(incoming.request.method, spec.status);
     const response = makeResponse(incoming.request, spec.status, spec.reason, {
       ...(spec.headers ? { headers: spec.headers } : {}),
       ...(spec.body ? { body: spec.body } : {}),

@@ -342,6 +342,7 @@ export function spawnPresenceResource(deps: ResourceDeps, address: Address): Act
       onCrash: () => {
         deps.stats.actorCrashes += 1;
       },
+      traceAttributes: { "presence.presentity": presentity },
     },
   );
 }

@@ -315,6 +315,10 @@ export function spawnSubscriber(
       onCrash: () => {
         deps.stats.actorCrashes += 1;
       },
+      traceAttributes: {
+        "presence.presentity": init.presentity,
+        "sip.call_id": init.dialog.callId,
+      },
     },
   );
 }

@@ -1,4 +1,4 @@
-// bootstrap: the admin HTTP port of a node — /healthz, /api/cluster (and later /metrics, /readyz).
+// bootstrap: the admin HTTP port of a node — /healthz, /readyz, /metrics, /api/cluster.
 // Read-only views of the node, plus /sources/<name>/… handed to presence sources (e.g. the webhook).
 
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
@@ -10,7 +10,12 @@ import type { Logger } from "./log.js";
 
 export interface AdminSources {
   view: () => Promise<unknown>;
+  /** Alive and not shutting down (/healthz). */
   ready: () => boolean;
+  /** Takes watchers now (/readyz): alive and, for a server, its control session up. */
+  readyForWatchers: () => { ready: boolean; status: string };
+  /** Prometheus exposition text (/metrics). */
+  metrics: () => Promise<{ contentType: string; text: string }>;
   /** A request to /sources/<name>/<path>: the presence source's own HTTP entry. */
   source?: (name: string, request: SourceHttpRequest) => Promise<SourceHttpAnswer>;
 }
@@ -101,11 +106,29 @@ async function route(
     case "/healthz":
       json(res, sources.ready() ? 200 : 503, { status: sources.ready() ? "ok" : "draining" });
       return;
+    case "/readyz": {
+      const { ready, status } = sources.readyForWatchers();
+      json(res, ready ? 200 : 503, { status });
+      return;
+    }
+    case "/metrics": {
+      const { contentType, text } = await sources.metrics();
+      res.writeHead(200, {
+        "content-type": contentType,
+        "content-length": Buffer.byteLength(text),
+        "cache-control": "no-store",
+      });
+      res.end(text);
+      return;
+    }
     case "/api/cluster":
       json(res, 200, await sources.view());
       return;
     default:
-      json(res, 404, { error: `no such path: ${path}`, paths: ["/healthz", "/api/cluster"] });
+      json(res, 404, {
+        error: `no such path: ${path}`,
+        paths: ["/healthz", "/readyz", "/metrics", "/api/cluster"],
+      });
   }
 }
 

@@ -17,6 +17,7 @@ import {
 } from "./config.js";
 import { createLogger } from "./log.js";
 import { type RunningNode, startNode } from "./node.js";
+import { startTracing, type Tracing } from "./tracing.js";
 
 type RawOptions = Partial<Record<keyof NodeConfig, string>>;
 type ParsedOptions = Record<string, unknown>;
@@ -53,7 +54,7 @@ function announce(node: RunningNode): void {
 }
 
 /** Runs nodes until SIGINT/SIGTERM, then stops them cleanly; a second signal exits at once. */
-function runUntilSignalled(nodes: RunningNode[]): void {
+function runUntilSignalled(nodes: RunningNode[], tracing: Tracing): void {
   let stopping = false;
   const onSignal = (signal: NodeJS.Signals): void => {
     if (stopping) {
@@ -61,7 +62,8 @@ function runUntilSignalled(nodes: RunningNode[]): void {
       process.exit(1);
     }
     stopping = true;
-    Promise.allSettled(nodes.map((n) => n.stop())).then((results) => {
+    Promise.allSettled(nodes.map((n) => n.stop())).then(async (results) => {
+      await tracing.shutdown();
       const failed = results.some((r) => r.status === "rejected");
       process.exit(failed ? 1 : 0);
     });
@@ -86,6 +88,13 @@ async function transportFor(config: NodeConfig, hub: LoopbackHub): Promise<Actor
 async function runNodes(configs: NodeConfig[]): Promise<void> {
   const hub = new LoopbackHub();
   const nodes: RunningNode[] = [];
+  const [first] = configs;
+  const tracing = first
+    ? startTracing(
+        configs.length === 1 ? first.id : "embedded",
+        createLogger(first.logLevel, configs.length === 1 ? { node: first.id } : {}),
+      )
+    : undefined;
   try {
     for (const config of configs) {
       const log = createLogger(config.logLevel);
@@ -93,10 +102,11 @@ async function runNodes(configs: NodeConfig[]): Promise<void> {
     }
   } catch (error) {
     await Promise.allSettled(nodes.map((n) => n.stop()));
+    await tracing?.shutdown();
     throw error;
   }
   for (const node of nodes) announce(node);
-  runUntilSignalled(nodes);
+  runUntilSignalled(nodes, tracing ?? { shutdown: async () => {} });
 }
 
 /** The embedded default: a primary, two servers and a pool node, ports counted up from the base flags. */

@@ -20,6 +20,8 @@ export interface NodeConfig {
   id: string;
   role: Role;
   sip: SipListen;
+  /** Where others reach this node's SIP (Contact, 302, membership); unset: the bound address. */
+  sipAdvertise: HostPort | undefined;
   http: HostPort;
   /** NATS server URLs; empty for a node on its own (or the embedded cluster's loopback). */
   nats: string[];
@@ -231,12 +233,21 @@ export const SETTINGS = [
     description: "SIP address; the node listens on UDP and TCP on this port",
   },
   {
+    key: "sipAdvertise",
+    flag: "--sip-advertise",
+    arg: "<host:port>",
+    default: "",
+    parse: (raw) => (raw.trim() === "" ? undefined : hostPort(raw.trim())),
+    description:
+      "SIP address given to others (Contact, 302 redirects) when it is not the --sip address, e.g. behind NAT or in a container",
+  },
+  {
     key: "http",
     flag: "--http",
     arg: "<host:port>",
     default: "127.0.0.1:8080",
     parse: hostPort,
-    description: "admin HTTP address (/healthz, /api/cluster)",
+    description: "admin HTTP address (/healthz, /readyz, /metrics, /api/cluster)",
   },
   {
     key: "nats",

@@ -1,5 +1,7 @@
-// bootstrap: the structured logger every layer takes (JSON lines on stderr).
-// Layers receive a Logger; nothing else writes to the console.
+// bootstrap: the structured logger every layer takes (JSON lines on stderr), with the trace id on
+// every line written inside a span. Layers receive a Logger; nothing else writes to the console.
+
+import { activeSpanIds } from "../transport/tracing.js";
 
 export type LogLevel = "debug" | "info" | "warn" | "error";
 export type LogFields = Record<string, unknown>;
@@ -28,6 +30,11 @@ export function createLogger(
   const emit = (lvl: LogLevel, msg: string, fields?: LogFields): void => {
     if (order[lvl] < threshold) return;
     const record: LogFields = { time: new Date().toISOString(), level: lvl, msg, ...base };
+    const span = activeSpanIds();
+    if (span) {
+      record.trace_id = span.traceId;
+      record.span_id = span.spanId;
+    }
     if (fields) {
       for (const [key, value] of Object.entries(fields)) {
         record[key] = value instanceof Error ? { name: value.name, message: value.message } : value;

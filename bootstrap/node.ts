@@ -40,6 +40,7 @@ import { type AdminServer, startAdmin } from "./admin.js";
 import type { HostPort, NodeConfig, Role } from "./config.js";
 import { Homes } from "./homes.js";
 import type { Logger } from "./log.js";
+import { createMetrics } from "./metrics.js";
 
 export type NodeView = Omit<MemberInfo, "role"> & { role: Role };
 
@@ -107,6 +108,8 @@ export async function startNode(
     transport: deps.transport,
     log,
     askTimeoutMs: config.askTimeoutMs,
+    mailLatency: (ms) => metrics.mailLatency(ms),
+    spanAttributes: () => ({ "presence.node.id": config.id, "presence.node.role": role }),
   });
   const stats = newNodeStats();
   const settings: PresenceSettings = {
@@ -128,16 +131,42 @@ export async function startNode(
   let sessionUp = false;
   const supervisorAddress = (node: string): Address =>
     router.address(SUPERVISOR_KIND, SUPERVISOR_ID, node);
+  const metrics = createMetrics(
+    { node: config.id, role: config.role },
+    {
+      stats: () => stats,
+      mail: () => router.stats(),
+      sipResponses: () => ingress.responseCounts(),
+      load: () => lastLoad,
+      sessionUp: () => role === "primary" || sessionUp,
+      ...(config.role === "primary"
+        ? {
+            supervisor: async () =>
+              (
+                await router.ask<SupervisorView>(
+                  supervisorAddress(config.id),
+                  { type: "inspect" } satisfies SupervisorCommand,
+                  config.askTimeoutMs,
+                )
+              ).counters,
+          }
+        : {}),
+    },
+  );
   const primaryMember = (): MemberInfo | undefined =>
     deps.transport.members().find((m) => m.role === "primary");
 
   let elu = performance.eventLoopUtilization();
+  let lastLoad = 0;
   const loadLevel = (): number => {
-    if (config.loadMetric === "watchers") return stats.subscriptions / WATCHERS_PER_LOAD;
+    if (config.loadMetric === "watchers") {
+      lastLoad = stats.subscriptions / WATCHERS_PER_LOAD;
+      return lastLoad;
+    }
     const now = performance.eventLoopUtilization();
-    const level = performance.eventLoopUtilization(now, elu).utilization * 100;
+    lastLoad = performance.eventLoopUtilization(now, elu).utilization * 100;
     elu = now;
-    return level;
+    return lastLoad;
   };
   const sources = new SourceManager({
     system,
@@ -158,6 +187,8 @@ export async function startNode(
 
   // The ingress is created before the endpoint so that no request arrives to a missing handler.
   let endpoint: SipEndpoint | undefined;
+  const advertised = (): HostPort =>
+    config.sipAdvertise ?? { host: config.sip.host, port: endpoint?.port ?? config.sip.port };
   const sip: SipPort = {
     respond: (tx, spec) => ingress.respond(tx, spec),
     request: async (request, hop) => {
@@ -166,7 +197,7 @@ export async function startNode(
       return endpoint.request(request, { ...hop, address });
     },
     contact: (transport) =>
-      `sip:${config.id}@${config.sip.host}:${endpoint?.port ?? config.sip.port};transport=${transport}`,
+      `sip:${config.id}@${advertised().host}:${advertised().port};transport=${transport}`,
   };
   const ingress: Ingress = new Ingress({
     router,
@@ -297,10 +328,11 @@ export async function startNode(
       maxMessageBytes: config.maxBodyBytes,
       log,
       timers: { t1: config.sipT1 },
+      spanAttributes: router.spanAttributes,
     },
     (incoming) => ingress.handle(incoming),
   );
-  const sipAddress: HostPort = { host: endpoint.host, port: endpoint.port };
+  const sipAddress: HostPort = config.sipAdvertise ?? { host: endpoint.host, port: endpoint.port };
   if (config.role === "primary") {
     spawnSupervisor({
       system,
@@ -396,6 +428,13 @@ export async function startNode(
       {
         view,
         ready: () => state === "ready",
+        readyForWatchers: () => {
+          if (state !== "ready") return { ready: false, status: state };
+          if (role === "pool") return { ready: false, status: "pool" };
+          if (role === "server" && !sessionUp) return { ready: false, status: "no-session" };
+          return { ready: true, status: "ok" };
+        },
+        metrics: () => metrics.render(),
         source: (name, request) => sources.http(name, request),
       },
       log,
@@ -448,7 +487,7 @@ export async function startNode(
   return {
     id: config.id,
     role: config.role,
-    sip: sipAddress,
+    sip: { host: endpoint.host, port: endpoint.port },
     http: { host: admin.host, port: admin.port },
     view,
     stop,

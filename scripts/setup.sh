@@ -26,4 +26,5 @@ fi
 npx tsc -p tsconfig.json
 if [ "${1:-}" = "--test" ]; then
   npx biome check .
+  node dist/scripts/lint-compose.js
 fi

@@ -13,6 +13,7 @@ import {
   type ReplyTo,
 } from "./envelope.js";
 import { errorFromWire, MailError, toWireError } from "./errors.js";
+import { produce, type SpanAttributes, tracingEnabled } from "./tracing.js";
 import type { ActorTransport } from "./transport.js";
 
 /** Something mail can be handed to on this node (an actor's mailbox). */
@@ -51,6 +52,10 @@ export interface RouterOptions {
   transport: ActorTransport;
   log: Logger;
   askTimeoutMs: number;
+  /** Told the age (ms since `sentAt`) of every piece of mail that arrives from another node. */
+  mailLatency?: (ms: number) => void;
+  /** Attributes of every span of this node (its id and current role). */
+  spanAttributes?: () => SpanAttributes;
 }
 
 export interface SendOptions {
@@ -58,6 +63,13 @@ export interface SendOptions {
   traceparent?: string;
   /** Deliver at `to.node` even if that node places the actor elsewhere. */
   pinned?: boolean;
+  /** Names the mail's PRODUCER span and starts a trace for it even outside one (CCMP messages). */
+  span?: MailSpan;
+}
+
+export interface MailSpan {
+  name: string;
+  attributes: SpanAttributes;
 }
 
 let sequence = 0;
@@ -73,6 +85,8 @@ export class Router {
   private readonly transport: ActorTransport;
   private readonly log: Logger;
   private readonly askTimeoutMs: number;
+  /** Attributes of every span of this node: mail hops here, actors' spans through their context. */
+  readonly spanAttributes: () => SpanAttributes;
   private readonly bound = new Map<string, LocalTarget>();
   private readonly factories = new Map<string, ActorFactory>();
   private readonly placements = new Map<string, Placement>();
@@ -91,8 +105,12 @@ export class Router {
     this.transport = options.transport;
     this.log = options.log;
     this.askTimeoutMs = options.askTimeoutMs;
+    this.spanAttributes =
+      options.spanAttributes ?? (() => ({ "presence.node.id": options.nodeId }));
+    const latency = options.mailLatency;
     this.transport.onReceive((envelope) => {
       this.counters.remoteReceived += 1;
+      latency?.(Date.now() - envelope.sentAt);
       this.deliverLocal(envelope);
     });
   }
@@ -143,19 +161,38 @@ export class Router {
     this.transmit({ ...envelope, to, hops });
   }
 
-  /** Fire-and-forget mail. Never throws: undeliverable mail is logged, counted and dropped. */
+  /**
+   * Fire-and-forget mail. Never throws: undeliverable mail is logged, counted and dropped. Inside
+   * a trace the mail gets a PRODUCER span whose context rides in the envelope's traceparent.
+   */
   send(to: Address, body: unknown, options: SendOptions = {}): void {
+    const id = nextId();
+    const producer =
+      tracingEnabled() && options.traceparent === undefined && to.kind !== REPLY_KIND
+        ? produce(
+            () => options.span?.name ?? `send ${to.kind}`,
+            () => ({
+              ...this.spanAttributes(),
+              "presence.mail.to": formatAddress(to),
+              "messaging.message.id": id,
+              ...options.span?.attributes,
+            }),
+            options.span !== undefined,
+          )
+        : undefined;
+    const traceparent = producer?.traceparent ?? options.traceparent;
     const envelope: Envelope = {
-      id: nextId(),
+      id,
       from: this.nodeId,
       to,
       body,
       sentAt: Date.now(),
       ...(options.replyTo ? { replyTo: options.replyTo } : {}),
-      ...(options.traceparent ? { traceparent: options.traceparent } : {}),
+      ...(traceparent ? { traceparent } : {}),
       ...(options.pinned ? { pinned: true } : {}),
     };
     this.transmit(envelope);
+    producer?.end();
   }
 
   private transmit(envelope: Envelope): void {
@@ -181,7 +218,7 @@ export class Router {
     to: Address,
     body: unknown,
     timeoutMs: number = this.askTimeoutMs,
-    options: { pinned?: boolean } = {},
+    options: { pinned?: boolean; span?: MailSpan } = {},
   ): Promise<R> {
     const correlationId = nextId();
     return new Promise<R>((resolve, reject) => {

@@ -4,6 +4,7 @@
 import dgram from "node:dgram";
 import net from "node:net";
 import type { Logger } from "../bootstrap/log.js";
+import { presentityOf } from "../protocol/presence/presentity.js";
 import { parseMessage, SipParseError, serializeMessage } from "../protocol/sip/codec.js";
 import { StreamFramer } from "../protocol/sip/framing.js";
 import { makeResponse, newBranch, randomToken } from "../protocol/sip/headers.js";
@@ -17,6 +18,7 @@ import {
   type TimerHandle,
   TransactionTable,
 } from "../protocol/sip/transaction.js";
+import { type SpanAttributes, sipTransaction } from "./tracing.js";
 
 export interface IncomingRequest {
   readonly request: SipRequest;
@@ -39,6 +41,8 @@ export interface EndpointOptions {
   clock?: Clock;
   /** A TCP connection with no transaction and no traffic for this long is closed (default 3 min). */
   idleConnectionMs?: number;
+  /** Attributes of every transaction span (the node's id and role). */
+  spanAttributes?: () => SpanAttributes;
 }
 
 export interface EndpointStats {
@@ -188,11 +192,16 @@ export class SipEndpoint {
     target: Peer,
     onProvisional?: (response: SipResponse) => void,
   ): Promise<SipResponse> {
+    const span = sipTransaction("client", request.method, () => ({
+      ...this.#options.spanAttributes?.(),
+      ...transactionAttributes(request, target),
+    }));
     return new Promise<SipResponse>((resolve) => {
       let settled = false;
       const settle = (response: SipResponse): void => {
         if (settled) return;
         settled = true;
+        span?.end(response.status);
         resolve(response);
       };
       try {
@@ -667,10 +676,15 @@ export class SipEndpoint {
       this.#onCancel(request, transaction);
       return;
     }
+    const span = sipTransaction("server", method, () => ({
+      ...this.#options.spanAttributes?.(),
+      ...transactionAttributes(request, peer),
+    }));
     const incoming: IncomingRequest = {
       request,
       peer,
       respond: (response) => {
+        if (response.status >= 200) span?.end(response.status);
         if (!transaction.respond(response)) {
           this.#log.debug("sip response discarded by its transaction", {
             status: response.status,
@@ -680,10 +694,13 @@ export class SipEndpoint {
       },
     };
     try {
-      this.#onRequest(incoming);
+      // Everything the handler starts, async continuations included, runs in this span.
+      if (span) span.run(() => this.#onRequest(incoming));
+      else this.#onRequest(incoming);
     } catch (error) {
       this.#log.error("sip request handler threw", { method: request.method, error });
       if (!transaction.finalResponse) {
+        span?.end(500);
         transaction.respond(localResponse(request, 500, undefined, transaction.lastResponse));
       }
     }
@@ -718,4 +735,26 @@ export class SipEndpoint {
       this.#log.error("sip request handler threw on ACK", { error });
     }
   }
+}
+
+/**
+ * The attributes of a SIP transaction span: method, Call-ID, presentity (the Request-URI of a
+ * SUBSCRIBE or PUBLISH, the notifier of a NOTIFY) and the peer.
+ */
+function transactionAttributes(request: SipRequest, peer: Peer): SpanAttributes {
+  const method = request.method.toUpperCase();
+  const presentity =
+    method === "NOTIFY"
+      ? presentityOf(request.headers.from.uri)
+      : method === "SUBSCRIBE" || method === "PUBLISH"
+        ? presentityOf(request.uri)
+        : undefined;
+  return {
+    "sip.call_id": request.headers["call-id"],
+    "sip.request_uri": request.uri,
+    "network.transport": peer.transport,
+    "network.peer.address": peer.address,
+    "network.peer.port": peer.port,
+    ...(presentity ? { "presence.presentity": presentity } : {}),
+  };
 }

@@ -18,7 +18,7 @@ import { headerValue, type SipRequest, type SipResponse } from "../../protocol/s
 import type { Address, ReplyTo } from "../../transport/envelope.js";
 import type { MemberInfo } from "../../transport/membership.js";
 import type { Router } from "../../transport/router.js";
-import { type ActorContext, type ActorHandle, spawnActor } from "../actor.js";
+import { type ActorContext, type ActorHandle, type SpanAttributes, spawnActor } from "../actor.js";
 import {
   type ControlDialog,
   type ControlMail,
@@ -39,6 +39,7 @@ import {
   allBelowMin,
   decideDrain,
   decidePromotion,
+  type Placement,
   type PolicySettings,
   placeWatcher,
   type ServerLoadEntry,
@@ -199,9 +200,16 @@ function loads(state: SupervisorState): Record<string, number> {
 function decide(
   state: SupervisorState,
   deps: SupervisorDeps,
+  ctx: ActorContext,
   decision: Omit<Decision, "at" | "loads">,
 ): void {
   const full: Decision = { at: new Date().toISOString(), loads: loads(state), ...decision };
+  const attributes: SpanAttributes = {
+    "presence.decision.server": decision.server ?? "",
+    "presence.decision.reason": decision.reason,
+  };
+  for (const [id, load] of Object.entries(full.loads)) attributes[`presence.load.${id}`] = load;
+  ctx.span(`supervisor ${decision.type}`, attributes, () => {});
   state.decisions.push(full);
   if (state.decisions.length > MAX_DECISIONS) state.decisions.shift();
   deps.log.info(`supervisor: ${decision.type}`, { ...decision, loads: full.loads });
@@ -299,7 +307,7 @@ function startPromotion(state: SupervisorState, deps: SupervisorDeps, ctx: Actor
     // Logged and counted once per overload episode, not on every watcher.
     if (state.decisions.at(-1)?.type !== "pool-exhausted") {
       state.counters.poolExhausted += 1;
-      decide(state, deps, {
+      decide(state, deps, ctx, {
         type: "pool-exhausted",
         reason: "every active server is above max-load and the pool is empty",
       });
@@ -312,7 +320,7 @@ function startPromotion(state: SupervisorState, deps: SupervisorDeps, ctx: Actor
   state.promoting = record.id;
   state.pool = state.pool.filter((id) => id !== record.id);
   state.counters.promotions += 1;
-  decide(state, deps, {
+  decide(state, deps, ctx, {
     type: "promote",
     server: record.id,
     reason: `every active server is above max-load ${deps.settings.maxLoad}`,
@@ -320,14 +328,19 @@ function startPromotion(state: SupervisorState, deps: SupervisorDeps, ctx: Actor
   invite(state, deps, ctx, record, true);
 }
 
-function startDrain(state: SupervisorState, deps: SupervisorDeps, id: string): void {
+function startDrain(
+  state: SupervisorState,
+  deps: SupervisorDeps,
+  ctx: ActorContext,
+  id: string,
+): void {
   const record = state.servers.get(id);
   if (!record) return;
   record.session = "draining";
   state.draining = id;
   state.lowSince = undefined;
   state.counters.drains += 1;
-  decide(state, deps, {
+  decide(state, deps, ctx, {
     type: "drain",
     server: id,
     reason: `every active server below min-load ${deps.settings.minLoad} for ${deps.settings.scaleInAfterMs} ms`,
@@ -339,7 +352,13 @@ function startDrain(state: SupervisorState, deps: SupervisorDeps, id: string): v
   });
 }
 
-function markDead(state: SupervisorState, deps: SupervisorDeps, id: string, reason: string): void {
+function markDead(
+  state: SupervisorState,
+  deps: SupervisorDeps,
+  ctx: ActorContext,
+  id: string,
+  reason: string,
+): void {
   const record = state.servers.get(id);
   if (!record || record.dead || record.id === deps.router.nodeId) return;
   record.dead = true;
@@ -349,7 +368,7 @@ function markDead(state: SupervisorState, deps: SupervisorDeps, id: string, reas
   if (state.promoting === id) state.promoting = undefined;
   if (state.draining === id) state.draining = undefined;
   for (const [watcher, server] of state.sticky) if (server === id) state.sticky.delete(watcher);
-  decide(state, deps, { type: "dead", server: id, reason });
+  decide(state, deps, ctx, { type: "dead", server: id, reason });
 }
 
 function onMembers(
@@ -390,7 +409,7 @@ function onMembers(
     if (!alive.has(record.id)) {
       state.pool = state.pool.filter((id) => id !== record.id);
       if (record.session !== "none")
-        markDead(state, deps, record.id, "left the cluster membership");
+        markDead(state, deps, ctx, record.id, "left the cluster membership");
       state.servers.delete(record.id);
     }
   }
@@ -404,7 +423,7 @@ function onTick(state: SupervisorState, deps: SupervisorDeps, ctx: ActorContext)
     self.lastReport = now;
   }
   for (const id of silentServers(entries(state, deps.router.nodeId), now, deps.settings)) {
-    markDead(state, deps, id, `no load report for ${deps.settings.deadAfterMs} ms`);
+    markDead(state, deps, ctx, id, `no load report for ${deps.settings.deadAfterMs} ms`);
   }
   const current = entries(state, deps.router.nodeId);
   if (allBelowMin(current, deps.settings)) state.lowSince ??= now;
@@ -417,7 +436,7 @@ function onTick(state: SupervisorState, deps: SupervisorDeps, ctx: ActorContext)
     now,
     deps.settings,
   );
-  if (drain) startDrain(state, deps, drain);
+  if (drain) startDrain(state, deps, ctx, drain);
   startPromotion(state, deps, ctx);
 }
 
@@ -467,7 +486,7 @@ function answerInfo(
       record.session = "up";
       state.promoting = undefined;
       state.lastChangeAt = Date.now();
-      decide(state, deps, {
+      decide(state, deps, ctx, {
         type: "promoted",
         server: record.id,
         reason: "promoted server has the presence data and takes watchers",
@@ -607,17 +626,39 @@ function nodeOf(uri: string): string | undefined {
 
 // ---- placement --------------------------------------------------------------------------------
 
+/** What the placement span shows: each server's load level as seen, and the server chosen. */
+function decisionAttributes(
+  seen: readonly ServerLoadEntry[],
+  placed: Placement | undefined,
+): SpanAttributes {
+  const attributes: SpanAttributes = {
+    "presence.placement.server": placed?.server ?? "none",
+    "presence.placement.reason": placed?.reason ?? "no server ready",
+    "presence.placement.loads": JSON.stringify(
+      Object.fromEntries(seen.map((s) => [s.id, Math.round(s.load * 100) / 100])),
+    ),
+  };
+  for (const s of seen) {
+    attributes[`presence.load.${s.id}`] = Math.round(s.load * 100) / 100;
+    attributes[`presence.ready.${s.id}`] = s.ready;
+  }
+  return attributes;
+}
+
 function place(
   state: SupervisorState,
   deps: SupervisorDeps,
   ctx: ActorContext,
   watcher: string,
   replyTo: ReplyTo | undefined,
+  annotate: (attributes: SpanAttributes) => void,
 ): void {
   const self = deps.router.nodeId;
   const reply = (answer: PlaceAnswer): void =>
     deps.router.reply(replyTo, { ok: true, value: answer });
-  const placed = placeWatcher(entries(state, self), state.sticky.get(watcher), deps.settings);
+  const seen = entries(state, self);
+  const placed = placeWatcher(seen, state.sticky.get(watcher), deps.settings);
+  annotate(decisionAttributes(seen, placed));
   const record = placed ? state.servers.get(placed.server) : undefined;
   if (!placed || !record) {
     reply({ server: self, sip: deps.localSip(), local: true, reason: "no server ready" });
@@ -723,7 +764,9 @@ export function spawnSupervisor(deps: SupervisorDeps): ActorHandle {
         }
         switch (message.type) {
           case "place":
-            place(state, deps, ctx, message.watcher, ctx.replyTo);
+            ctx.span("supervisor place", { "presence.watcher": message.watcher }, (annotate) =>
+              place(state, deps, ctx, message.watcher, ctx.replyTo, annotate),
+            );
             break;
           case "members":
             onMembers(state, deps, ctx, message.members);
@@ -765,7 +808,7 @@ export function spawnSupervisor(deps: SupervisorDeps): ActorHandle {
               record.session = "syncing";
             } else {
               record.session = "up";
-              decide(state, deps, {
+              decide(state, deps, ctx, {
                 type: "session-up",
                 server: record.id,
                 reason: "server joined",
@@ -783,7 +826,7 @@ export function spawnSupervisor(deps: SupervisorDeps): ActorHandle {
             }
             state.draining = undefined;
             state.lastChangeAt = Date.now();
-            decide(state, deps, {
+            decide(state, deps, ctx, {
               type: "drained",
               server: message.id,
               reason: "watchers moved, presentities moved home, session closed: back in the pool",

@@ -16,6 +16,11 @@ before(async () => {
     {
       view: async () => ({ nodes: [] }),
       ready: () => true,
+      readyForWatchers: () => ({ ready: false, status: "no-session" }),
+      metrics: async () => ({
+        contentType: "text/plain; version=0.0.4",
+        text: "# TYPE up gauge\nup 1\n",
+      }),
       source: async (name, request) => {
         seen.push({ name, request });
         return { status: 202, body: { taken: name }, headers: { "x-source": name } };
@@ -27,6 +32,24 @@ before(async () => {
 });
 
 after(() => admin.close());
+
+describe("admin - probes and metrics", () => {
+  it("admin - /readyz answers 503 with the reason while not ready for watchers, /healthz 200", async () => {
+    const ready = await fetch(`${base}/readyz`);
+    assert.equal(ready.status, 503);
+    assert.deepEqual(await ready.json(), { status: "no-session" });
+    const health = await fetch(`${base}/healthz`);
+    assert.equal(health.status, 200);
+    await health.arrayBuffer();
+  });
+
+  it("admin - /metrics answers the exposition text with its content type", async () => {
+    const response = await fetch(`${base}/metrics`);
+    assert.equal(response.status, 200);
+    assert.equal(response.headers.get("content-type"), "text/plain; version=0.0.4");
+    assert.equal(await response.text(), "# TYPE up gauge\nup 1\n");
+  });
+});
 
 describe("admin - sources", () => {
   it("admin - /sources/<name>/<path> goes to the source with the decoded path, headers and body", async () => {

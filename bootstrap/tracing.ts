@@ -1,0 +1,94 @@
+// bootstrap: the OpenTelemetry SDK of a node process, configured only by the standard OTEL_* variables.
+// No OTLP endpoint set: no provider, no exporter, no spans — the tracing wrapper stays a flag test.
+
+import { DiagLogLevel, diag } from "@opentelemetry/api";
+import { OTLPTraceExporter as OtlpJsonExporter } from "@opentelemetry/exporter-trace-otlp-http";
+import { OTLPTraceExporter as OtlpProtoExporter } from "@opentelemetry/exporter-trace-otlp-proto";
+import {
+  defaultResource,
+  detectResources,
+  envDetector,
+  resourceFromAttributes,
+} from "@opentelemetry/resources";
+import { BatchSpanProcessor, NodeTracerProvider } from "@opentelemetry/sdk-trace-node";
+import { disableTracing, enableTracing } from "../transport/tracing.js";
+import type { Logger } from "./log.js";
+
+export interface Tracing {
+  /** Exports the spans still buffered and turns tracing off; never rejects. */
+  shutdown(): Promise<void>;
+}
+
+const off: Tracing = { shutdown: async () => {} };
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+function set(env: Env, name: string): string | undefined {
+  const value = env[name]?.trim();
+  return value ? value : undefined;
+}
+
+/** Whether the OTEL_* variables ask for OTLP trace export (an endpoint, and not switched off). */
+export function otlpConfigured(env: Env = process.env): boolean {
+  if (set(env, "OTEL_SDK_DISABLED")?.toLowerCase() === "true") return false;
+  const exporters = (set(env, "OTEL_TRACES_EXPORTER") ?? "otlp").split(",").map((e) => e.trim());
+  if (!exporters.includes("otlp")) return false;
+  return (
+    set(env, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") !== undefined ||
+    set(env, "OTEL_EXPORTER_OTLP_ENDPOINT") !== undefined
+  );
+}
+
+/** The OTLP/HTTP encoding asked for: http/protobuf (the spec's default) or http/json. */
+export function otlpProtocol(env: Env = process.env): "http/protobuf" | "http/json" | "grpc" {
+  const value =
+    set(env, "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") ?? set(env, "OTEL_EXPORTER_OTLP_PROTOCOL");
+  if (value === "http/json" || value === "grpc") return value;
+  return "http/protobuf";
+}
+
+/**
+ * Starts the SDK when an OTLP endpoint is configured. `instance` names the process in the
+ * resource (the node id, or "embedded" for several nodes in one process).
+ */
+export function startTracing(instance: string, log: Logger): Tracing {
+  if (!otlpConfigured()) return off;
+  diag.setLogger(
+    {
+      error: (message) => log.warn("opentelemetry", { detail: message }),
+      warn: (message) => log.warn("opentelemetry", { detail: message }),
+      info: () => {},
+      debug: () => {},
+      verbose: () => {},
+    },
+    DiagLogLevel.WARN,
+  );
+  const protocol = otlpProtocol();
+  if (protocol === "grpc") {
+    log.warn("OTLP over gRPC is not supported: exporting over OTLP/HTTP with protobuf instead");
+  }
+  const exporter = protocol === "http/json" ? new OtlpJsonExporter() : new OtlpProtoExporter();
+  const provider = new NodeTracerProvider({
+    resource: defaultResource()
+      .merge(
+        resourceFromAttributes({
+          "service.name": "presence-cluster",
+          "service.instance.id": instance,
+        }),
+      )
+      .merge(detectResources({ detectors: [envDetector] })),
+    spanProcessors: [new BatchSpanProcessor(exporter)],
+  });
+  provider.register();
+  enableTracing(provider.getTracer("presence-cluster"));
+  log.info("tracing on: spans exported over OTLP", { protocol });
+  return {
+    shutdown: async () => {
+      disableTracing();
+      // Without a collector the final flush rejects: nothing more to do then.
+      await provider.shutdown().catch((error: unknown) => {
+        log.warn("tracing: the last spans were not exported", { error });
+      });
+    },
+  };
+}

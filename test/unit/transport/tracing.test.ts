@@ -1,0 +1,212 @@
+// test/unit: the tracing wrapper — mail hops as PRODUCER/CONSUMER spans linked by the envelope's
+// traceparent, context re-activated inside the mailbox, nothing at all while tracing is off.
+
+import assert from "node:assert/strict";
+import { after, describe, it } from "node:test";
+import {
+  InMemorySpanExporter,
+  NodeTracerProvider,
+  type ReadableSpan,
+  SimpleSpanProcessor,
+} from "@opentelemetry/sdk-trace-node";
+import { start, stop } from "nact";
+import { spawnActor } from "../../../actors/actor.js";
+import { createLogger, silentLogger } from "../../../bootstrap/log.js";
+import { otlpConfigured, otlpProtocol } from "../../../bootstrap/tracing.js";
+import type { Envelope } from "../../../transport/envelope.js";
+import { LoopbackHub } from "../../../transport/loopback.js";
+import { Router } from "../../../transport/router.js";
+import {
+  activeSpanIds,
+  disableTracing,
+  enableTracing,
+  inSpan,
+  tracingEnabled,
+} from "../../../transport/tracing.js";
+
+function routers() {
+  const hub = new LoopbackHub();
+  const make = (nodeId: string) =>
+    new Router({ nodeId, transport: hub.connect(nodeId), log: silentLogger, askTimeoutMs: 500 });
+  return { a: make("a"), b: make("b") };
+}
+
+/** A mailbox on `router` that keeps what it gets. */
+function sink(router: Router): { got: Envelope[]; next: () => Promise<Envelope> } {
+  const got: Envelope[] = [];
+  let waiting: ((envelope: Envelope) => void) | undefined;
+  router.bind(router.address("sink", "one"), {
+    deliver(envelope) {
+      got.push(envelope);
+      waiting?.(envelope);
+    },
+  });
+  return {
+    got,
+    next: () => new Promise<Envelope>((resolve) => (waiting = resolve)),
+  };
+}
+
+const exporter = new InMemorySpanExporter();
+const provider = new NodeTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
+after(() => provider.shutdown());
+
+const byName = (spans: readonly ReadableSpan[], name: string): ReadableSpan => {
+  const span = spans.find((s) => s.name === name);
+  assert.ok(span, `span ${name} among ${spans.map((s) => s.name).join(", ")}`);
+  return span;
+};
+
+describe("tracing - configuration by OTEL_* variables", () => {
+  it("tracing - no endpoint, a disabled SDK or another exporter means no export", () => {
+    assert.equal(otlpConfigured({}), false);
+    assert.equal(otlpConfigured({ OTEL_EXPORTER_OTLP_ENDPOINT: "http://127.0.0.1:4318" }), true);
+    assert.equal(
+      otlpConfigured({ OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: "http://x/v1/traces" }),
+      true,
+    );
+    assert.equal(
+      otlpConfigured({ OTEL_EXPORTER_OTLP_ENDPOINT: "http://x", OTEL_SDK_DISABLED: "true" }),
+      false,
+    );
+    assert.equal(
+      otlpConfigured({ OTEL_EXPORTER_OTLP_ENDPOINT: "http://x", OTEL_TRACES_EXPORTER: "none" }),
+      false,
+    );
+    assert.equal(otlpProtocol({}), "http/protobuf");
+    assert.equal(otlpProtocol({ OTEL_EXPORTER_OTLP_PROTOCOL: "http/json" }), "http/json");
+    assert.equal(
+      otlpProtocol({
+        OTEL_EXPORTER_OTLP_PROTOCOL: "http/json",
+        OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: "http/protobuf",
+      }),
+      "http/protobuf",
+    );
+  });
+});
+
+describe("tracing - mail hops", () => {
+  it("tracing - while off, mail carries no traceparent and no span is made", async () => {
+    assert.equal(tracingEnabled(), false);
+    const { a } = routers();
+    const box = sink(a);
+    inSpan(
+      "ignored",
+      () => ({}),
+      () => a.send(a.address("sink", "one"), "x"),
+    );
+    assert.equal(box.got[0]?.traceparent, undefined);
+    assert.equal(activeSpanIds(), undefined);
+    assert.equal(exporter.getFinishedSpans().length, 0);
+  });
+
+  it("tracing - a hop across nodes is PRODUCER then CONSUMER, and the actor's own mail after an await stays in the trace", async () => {
+    provider.register();
+    enableTracing(provider.getTracer("test"));
+    try {
+      const { a, b } = routers();
+      const box = sink(a);
+      const system = start();
+      spawnActor<number, string>(
+        system,
+        b,
+        b.address("relay", "r1"),
+        {
+          async receive(state, message, ctx) {
+            // nact runs the mailbox on its own promise chain: the context must come from the mail.
+            await new Promise<void>((resolve) => setImmediate(resolve));
+            ctx.span("relay decision", { "test.message": message }, () => {
+              b.send(b.address("sink", "one", "a"), `${message} relayed`);
+            });
+            return state + 1;
+          },
+        },
+        0,
+        { maxMailbox: 10, log: silentLogger, traceAttributes: { "presence.presentity": "p" } },
+      );
+      const arrived = box.next();
+      let traceId = "";
+      inSpan(
+        "root",
+        () => ({}),
+        () => {
+          traceId = activeSpanIds()?.traceId ?? "";
+          a.send(b.address("relay", "r1"), "hello");
+        },
+      );
+      const envelope = await arrived;
+      stop(system);
+      const spans = exporter.getFinishedSpans();
+      const root = byName(spans, "root");
+      const send = byName(spans, "send relay");
+      const receive = byName(spans, "receive relay");
+      const decision = byName(spans, "relay decision");
+      const onward = byName(spans, "send sink");
+      assert.equal(root.spanContext().traceId, traceId);
+      for (const span of [send, receive, decision, onward]) {
+        assert.equal(span.spanContext().traceId, traceId, `${span.name} in the trace`);
+      }
+      assert.equal(send.parentSpanContext?.spanId, root.spanContext().spanId);
+      assert.equal(receive.parentSpanContext?.spanId, send.spanContext().spanId);
+      assert.equal(decision.parentSpanContext?.spanId, receive.spanContext().spanId);
+      assert.equal(onward.parentSpanContext?.spanId, decision.spanContext().spanId);
+      assert.equal(receive.attributes["presence.actor"], "b:relay/r1");
+      assert.equal(receive.attributes["presence.presentity"], "p");
+      assert.equal(receive.attributes["presence.node.id"], "b");
+      assert.equal(decision.attributes["test.message"], "hello");
+      assert.equal(envelope.traceparent?.split("-")[2], onward.spanContext().spanId);
+    } finally {
+      disableTracing();
+    }
+  });
+
+  it("tracing - mail outside a trace starts none, unless it asks for a span of its own", () => {
+    enableTracing(provider.getTracer("test"));
+    try {
+      exporter.reset();
+      const { a } = routers();
+      const box = sink(a);
+      a.send(a.address("sink", "one"), "plain");
+      a.send(a.address("sink", "one"), "ccmp", {
+        span: { name: "ccmp INFO", attributes: { "sip.method": "INFO" } },
+      });
+      assert.equal(box.got[0]?.traceparent, undefined);
+      assert.match(box.got[1]?.traceparent ?? "", /^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
+      const spans = exporter.getFinishedSpans();
+      assert.deepEqual(
+        spans.map((s) => s.name),
+        ["ccmp INFO"],
+      );
+      assert.equal(spans[0]?.attributes["sip.method"], "INFO");
+    } finally {
+      disableTracing();
+    }
+  });
+});
+
+describe("tracing - log lines", () => {
+  it("tracing - a line written inside a span carries its trace and span id, one outside none", () => {
+    enableTracing(provider.getTracer("test"));
+    try {
+      const lines: Record<string, unknown>[] = [];
+      const log = createLogger("info", { node: "a" }, (line) => lines.push(JSON.parse(line)));
+      let ids: ReturnType<typeof activeSpanIds>;
+      inSpan(
+        "logged",
+        () => ({}),
+        () => {
+          ids = activeSpanIds();
+          log.child({ actor: "x" }).info("inside");
+        },
+      );
+      log.info("outside");
+      assert.ok(ids);
+      assert.equal(lines[0]?.trace_id, ids.traceId);
+      assert.equal(lines[0]?.span_id, ids.spanId);
+      assert.equal(lines[0]?.actor, "x");
+      assert.equal("trace_id" in (lines[1] ?? {}), false);
+    } finally {
+      disableTracing();
+    }
+  });
+});
