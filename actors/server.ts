@@ -28,6 +28,12 @@ import type { NodeStats, PresenceSettings } from "./services.js";
 import type { SubscriberCommand } from "./subscriber.js";
 
 export const SERVER_KIND = "server";
+
+/** One page of exported presentity state; `next` is where the following page starts. */
+export interface ExportPage {
+  snapshots: ResourceSnapshot[];
+  next: string | undefined;
+}
 export const SERVER_ID = "server";
 
 // ---- mail protocol ----------------------------------------------------------------------------
@@ -37,8 +43,11 @@ export type ServerCommand =
   | ServerRelease
   /** A SIP request of the control session with the primary (ask, except ACK). */
   | ControlMail
-  /** The presentities homed here that move to `target` under `candidates` (ask): ResourceSnapshot[]. */
-  | { type: "export"; candidates: string[]; target: string }
+  /**
+   * The presentities homed here that move to `target` under `candidates`, in presentity order
+   * after `after`, at most about `maxBytes` of them (ask): ExportPage.
+   */
+  | { type: "export"; candidates: string[]; target: string; after?: string; maxBytes: number }
   | ControlEvent;
 
 // ---- the watch hub ----------------------------------------------------------------------------
@@ -153,7 +162,12 @@ export interface ServerDeps {
   hub: WatchHub;
   control: ServerControlDeps;
   /** Snapshots of the local presentities whose home under `candidates` is `target`. */
-  exportFor: (candidates: string[], target: string) => Promise<ResourceSnapshot[]>;
+  exportFor: (
+    candidates: string[],
+    target: string,
+    after: string | undefined,
+    maxBytes: number,
+  ) => Promise<ExportPage>;
 }
 
 export function spawnPresenceServer(deps: ServerDeps): ActorHandle {
@@ -173,14 +187,21 @@ export function spawnPresenceServer(deps: ServerDeps): ActorHandle {
             break;
           }
           case "export":
-            deps.exportFor(message.candidates, message.target).then(
-              (snapshots) => deps.router.reply(ctx.replyTo, { ok: true, value: snapshots }),
-              (error: unknown) =>
-                deps.router.reply(ctx.replyTo, {
-                  ok: false,
-                  error: { name: "Error", code: "remote", message: String(error), retryable: true },
-                }),
-            );
+            deps
+              .exportFor(message.candidates, message.target, message.after, message.maxBytes)
+              .then(
+                (snapshots) => deps.router.reply(ctx.replyTo, { ok: true, value: snapshots }),
+                (error: unknown) =>
+                  deps.router.reply(ctx.replyTo, {
+                    ok: false,
+                    error: {
+                      name: "Error",
+                      code: "remote",
+                      message: String(error),
+                      retryable: true,
+                    },
+                  }),
+              );
             break;
           case "report":
           case "drain-done":

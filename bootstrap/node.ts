@@ -238,13 +238,17 @@ export async function startNode(
     },
   });
 
+  // `timeoutMs` bounds the whole procedure, not each batch: shutdown takes at most that long.
   const endSubscriptions = async (ending: SubscriberCommand, timeoutMs: number): Promise<void> => {
     const ids = [...subscribers];
+    const deadline = Date.now() + timeoutMs;
     for (let i = 0; i < ids.length; i += DRAIN_BATCH) {
+      const left = deadline - Date.now();
+      if (left <= 0) return;
       await Promise.allSettled(
         ids
           .slice(i, i + DRAIN_BATCH)
-          .map((id) => router.ask(router.address(SUBSCRIBER_KIND, id), ending, timeoutMs)),
+          .map((id) => router.ask(router.address(SUBSCRIBER_KIND, id), ending, left)),
       );
     }
   };
@@ -290,18 +294,24 @@ export async function startNode(
         );
       },
     },
-    exportFor: async (candidates, target) => {
-      const moving = [...resources].filter((p) => homeOf(p, candidates) === target);
-      const snapshots = await Promise.all(
-        moving.map((p) =>
-          router
-            .ask<ResourceSnapshot>(router.address(RESOURCE_KIND, p), { type: "snapshot" })
-            .catch(() => undefined),
-        ),
-      );
-      return snapshots.filter(
-        (x): x is ResourceSnapshot => x !== undefined && x.publications.publications.length > 0,
-      );
+    exportFor: async (candidates, target, after, maxBytes) => {
+      const moving = [...resources]
+        .filter((p) => homeOf(p, candidates) === target && (after === undefined || p > after))
+        .sort();
+      const page: ResourceSnapshot[] = [];
+      let bytes = 0;
+      for (const presentity of moving) {
+        const snapshot = await router
+          .ask<ResourceSnapshot>(router.address(RESOURCE_KIND, presentity), { type: "snapshot" })
+          .catch(() => undefined);
+        if (!snapshot || snapshot.publications.publications.length === 0) continue;
+        // Pages stay well under NATS's max_payload (1 MB by default), however large the documents.
+        bytes += JSON.stringify(snapshot).length;
+        if (page.length > 0 && bytes > maxBytes)
+          return { snapshots: page, next: page.at(-1)?.presentity };
+        page.push(snapshot);
+      }
+      return { snapshots: page, next: undefined };
     },
   });
   router.onDemand(RESOURCE_KIND, (address) => {

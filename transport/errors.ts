@@ -3,7 +3,13 @@
 
 import type { WireError } from "./envelope.js";
 
-export type MailErrorCode = "no-actor" | "unreachable" | "timeout" | "overloaded" | "remote";
+export type MailErrorCode =
+  | "no-actor"
+  | "unreachable"
+  | "timeout"
+  | "overloaded"
+  | "refused"
+  | "remote";
 
 export class MailError extends Error {
   override readonly name = "MailError";
@@ -27,7 +33,8 @@ export function errorFromWire(error: WireError): MailError {
     error.code === "no-actor" ||
     error.code === "unreachable" ||
     error.code === "timeout" ||
-    error.code === "overloaded"
+    error.code === "overloaded" ||
+    error.code === "refused"
       ? error.code
       : "remote";
   return new MailError(code, error.message, error.retryable);

@@ -137,26 +137,38 @@ export class NatsTransport implements ActorTransport {
     if (envelope.traceparent) hdrs.set("traceparent", envelope.traceparent);
     const subject = this.inboxSubject(toNode);
     if (!envelope.replyTo) {
-      // Fire-and-forget mail: at most once, like any core NATS message.
-      this.nc.publish(subject, data, { headers: hdrs });
+      // Fire-and-forget mail: at most once, like any core NATS message. The client throws at
+      // once for a payload over the server's max_payload: that must not escape the router.
+      try {
+        this.nc.publish(subject, data, { headers: hdrs });
+      } catch (error) {
+        return Promise.reject(refused(toNode, data.length, error));
+      }
       return Promise.resolve();
     }
-    return this.nc
-      .request(subject, data, { timeout: this.options.deliveryTimeoutMs, headers: hdrs })
-      .then(
-        () => undefined,
-        (error: unknown) => {
-          const gone = error instanceof NoRespondersError || hasNoResponders(error);
-          throw new MailError(
-            "unreachable",
-            gone
-              ? `node ${toNode} is not connected to the cluster`
-              : `node ${toNode} did not take the mail within ${this.options.deliveryTimeoutMs} ms`,
-            true,
-            { cause: error },
-          );
-        },
-      );
+    let request: Promise<unknown>;
+    try {
+      request = this.nc.request(subject, data, {
+        timeout: this.options.deliveryTimeoutMs,
+        headers: hdrs,
+      });
+    } catch (error) {
+      return Promise.reject(refused(toNode, data.length, error));
+    }
+    return request.then(
+      () => undefined,
+      (error: unknown) => {
+        const gone = error instanceof NoRespondersError || hasNoResponders(error);
+        throw new MailError(
+          "unreachable",
+          gone
+            ? `node ${toNode} is not connected to the cluster`
+            : `node ${toNode} did not take the mail within ${this.options.deliveryTimeoutMs} ms`,
+          true,
+          { cause: error },
+        );
+      },
+    );
   }
 
   onReceive(handler: (envelope: Envelope) => void): void {
@@ -274,6 +286,16 @@ export class NatsTransport implements ActorTransport {
       }
     }
   }
+}
+
+/** A send the client refused before it left (too large for the server's max_payload, closed). */
+function refused(toNode: string, bytes: number, error: unknown): MailError {
+  return new MailError(
+    "refused",
+    `mail of ${bytes} bytes to node ${toNode} not sent: ${error instanceof Error ? error.message : String(error)}`,
+    false,
+    { cause: error },
+  );
 }
 
 function hasNoResponders(error: unknown): boolean {

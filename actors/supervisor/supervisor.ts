@@ -34,6 +34,7 @@ import {
   toMail,
 } from "../control.js";
 import type { ResourceSnapshot } from "../presence-resource.js";
+import type { ExportPage } from "../server.js";
 import type { NodeStats } from "../services.js";
 import {
   allBelowMin,
@@ -544,6 +545,9 @@ function answerSyncSubscribe(
   return controlResponse(request, record.dialog, 200, { headers: { expires: "0" } });
 }
 
+/** Bytes of presence data per export page and per NOTIFY batch: well under NATS's 1 MB max_payload. */
+const SYNC_MAX_BYTES = 256 * 1024;
+
 async function sendPresenceData(
   state: SupervisorState,
   deps: SupervisorDeps,
@@ -551,23 +555,11 @@ async function sendPresenceData(
   candidates: string[],
 ): Promise<{ presentities: number; batches: number }> {
   const sources = [...state.servers.values()].filter(isReady).map((r) => r.id);
-  const exported = await Promise.all(
-    sources.map((node) =>
-      deps.router.ask<ResourceSnapshot[]>(
-        deps.serverOf(node),
-        { type: "export", candidates, target: record.id },
-        deps.settings.askTimeoutMs * 5,
-      ),
-    ),
-  );
-  const snapshots = exported.flat();
-  const batches: ResourceSnapshot[][] = [];
-  for (let i = 0; i < snapshots.length; i += deps.settings.syncBatch) {
-    batches.push(snapshots.slice(i, i + deps.settings.syncBatch));
-  }
-  if (batches.length === 0) batches.push([]);
-  for (const [index, batch] of batches.entries()) {
-    const last = index === batches.length - 1;
+  let batch: ResourceSnapshot[] = [];
+  let bytes = 0;
+  let batches = 0;
+  let presentities = 0;
+  const notify = async (last: boolean): Promise<void> => {
     const response = await control(
       state,
       deps,
@@ -580,9 +572,42 @@ async function sendPresenceData(
       },
       Buffer.from(JSON.stringify(batch), "utf8"),
     );
-    if (response.status >= 300) throw new Error(`NOTIFY batch ${index} got ${response.status}`);
+    if (response.status >= 300) throw new Error(`NOTIFY batch ${batches} got ${response.status}`);
+    batches += 1;
+    batch = [];
+    bytes = 0;
+  };
+  for (const node of sources) {
+    let after: string | undefined;
+    do {
+      const page: ExportPage = await deps.router.ask<ExportPage>(
+        deps.serverOf(node),
+        {
+          type: "export",
+          candidates,
+          target: record.id,
+          maxBytes: SYNC_MAX_BYTES,
+          ...(after ? { after } : {}),
+        },
+        deps.settings.askTimeoutMs * 5,
+      );
+      for (const snapshot of page.snapshots) {
+        const size = JSON.stringify(snapshot).length;
+        if (
+          batch.length >= deps.settings.syncBatch ||
+          (batch.length > 0 && bytes + size > SYNC_MAX_BYTES)
+        ) {
+          await notify(false);
+        }
+        batch.push(snapshot);
+        bytes += size;
+        presentities += 1;
+      }
+      after = page.next;
+    } while (after !== undefined);
   }
-  return { presentities: snapshots.length, batches: batches.length };
+  await notify(true);
+  return { presentities, batches };
 }
 
 function answerControl(
@@ -666,7 +691,10 @@ function place(
   }
   state.counters.placed += 1;
   // Counted at once: a burst must not all go to the server that was least loaded at its start.
-  if (placed.reason !== "sticky") record.load += deps.settings.loadPerWatcher;
+  // Rounded: sums of 0.1 drift (200 × 0.1 = 20.000000000000014 would count as above 20).
+  if (placed.reason !== "sticky") {
+    record.load = Math.round((record.load + deps.settings.loadPerWatcher) * 1e6) / 1e6;
+  }
   state.sticky.delete(watcher);
   state.sticky.set(watcher, record.id);
   if (state.sticky.size > MAX_STICKY) {

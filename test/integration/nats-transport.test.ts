@@ -86,6 +86,27 @@ describe("nats transport - real nats-server", () => {
     await spy.close();
   });
 
+  it("nats transport - mail over the server's max_payload is refused, never thrown, and mail goes on", async () => {
+    const a = await transport("big-a");
+    const b = await transport("big-b");
+    const received: Envelope[] = [];
+    b.onReceive((e) => received.push(e));
+    const huge = envelope("big-b", { body: { bytes: Buffer.alloc(2 * 1024 * 1024) } });
+    await assert.rejects(
+      a.send("big-b", huge),
+      (error: unknown) => error instanceof MailError && error.code === "refused",
+    );
+    // As a request the client may fail it later rather than at once: rejected either way.
+    await assert.rejects(
+      a.send("big-b", { ...huge, replyTo: { node: "big-a", correlationId: "c" } }),
+      (error: unknown) => error instanceof MailError,
+    );
+    await a.send("big-b", envelope("big-b"));
+    await waitFor(async () => received.length === 1, {
+      what: "the next mail after the refused ones",
+    });
+  });
+
   it("nats transport - an ask to a node that is not connected fails fast", async () => {
     const a = await transport("a2");
     const started = Date.now();

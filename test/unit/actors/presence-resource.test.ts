@@ -114,7 +114,7 @@ function node(
       resourcesGone: async () => {},
       importSnapshots: async () => {},
     },
-    exportFor: async () => [],
+    exportFor: async () => ({ snapshots: [], next: undefined }),
   });
   return { router, stats, changes, local };
 }
