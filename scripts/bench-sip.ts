@@ -1,0 +1,569 @@
+// scripts: the SIP benchmark (npm run bench:sip) — drives a node of its own with SIPp at rising rates.
+// Prints calls/s, failures and p50/p99 per rate and workload, the highest rate held, and optionally a CPU profile.
+
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { cpus, loadavg, tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { killAllNow, snapshotNode, stopAll } from "./bench/processes.js";
+import { summariseProfile } from "./bench/profile.js";
+import { SIPP } from "./bench/sipp.js";
+import { median } from "./bench/stats.js";
+import {
+  type BenchContext,
+  runCallStep,
+  runFanoutStep,
+  type StepResult,
+  WORKLOADS,
+  type Workload,
+} from "./bench/workloads.js";
+
+const HELP = `npm run bench:sip -- [options]
+
+Starts its own node (free ports, loopback), drives it with SIPp over UDP at rising rates, a fresh
+node per step, and prints per rate: calls/s achieved, failed calls, response times p50/p99.
+A sweep stops at the first rate not held (a failed call, or under 95% of the rate asked; for the
+fan-out also a NOTIFY missing or NOTIFY/s under 95% of 10 × PUBLISH/s).
+
+  --workloads <list>     watcher,publish-1k,publish-25k,fanout (default: all)
+  --rates <list>         calls/s for watcher and publish calls
+                         (default: 250,500,1000,1500,2000,2500,3000,4000)
+  --fanout-rates <list>  PUBLISH/s in all for the fan-out, 10 NOTIFYs each
+                         (default: 50,100,200,300,400,500,600,800)
+  --duration <s>         seconds of load per step (default: 10)
+  --repeat <n>           sweeps per workload; the summary gives medians (default: 1)
+  --quick                about one minute: 3 s steps, rates 500,1500,2500, fan-out 100,300
+  --continue             do not stop a sweep at the first rate not held
+  --profile              CPU-profile the node in one more watcher-call step near the limit
+  --profile-rate <n>     the rate of that step (default: the highest watcher rate held)
+  --retry-noisy          run a step that was not held once more if other processes used over
+                         half a core meanwhile (the second result counts)
+  --max-load <x>         before each step, wait (up to 10 min) until the 1-min load average is
+                         below x: others may share the machine (default: do not wait)
+  --node-flags=<flags>   extra Node.js flags for the node under test (space-separated, after
+                         "=" since they start with a dash), for what-if runs, e.g.
+                         --node-flags="--max-semi-space-size=32 --import=/path/preload.mjs"
+  --json <file>          also write every step's figures as JSON
+  --keep                 keep the scratch directory (SIPp traces, bodies, profile)
+  -h, --help`;
+
+interface Options {
+  workloads: Workload[];
+  rates: number[];
+  fanoutRates: number[];
+  duration: number;
+  repeat: number;
+  keepGoing: boolean;
+  profile: boolean;
+  profileRate: number | undefined;
+  json: string | undefined;
+  keep: boolean;
+  nodeFlags: string[];
+  maxLoad: number | undefined;
+  retryNoisy: boolean;
+}
+
+function numbers(text: string, flag: string): number[] {
+  const list = text.split(",").map((t) => Number(t.trim()));
+  if (list.length === 0 || list.some((n) => !Number.isFinite(n) || n <= 0)) {
+    throw new Error(`${flag} wants positive numbers separated by commas, got "${text}"`);
+  }
+  return list;
+}
+
+function parseOptions(argv: string[]): Options | undefined {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      workloads: { type: "string" },
+      rates: { type: "string" },
+      "fanout-rates": { type: "string" },
+      duration: { type: "string" },
+      repeat: { type: "string" },
+      quick: { type: "boolean", default: false },
+      continue: { type: "boolean", default: false },
+      profile: { type: "boolean", default: false },
+      "profile-rate": { type: "string" },
+      json: { type: "string" },
+      "node-flags": { type: "string" },
+      "max-load": { type: "string" },
+      "retry-noisy": { type: "boolean", default: false },
+      keep: { type: "boolean", default: false },
+      help: { type: "boolean", short: "h", default: false },
+    },
+  });
+  if (values.help) return undefined;
+  const quick = values.quick === true;
+  const workloads = (values.workloads ?? WORKLOADS.join(",")).split(",").map((w) => w.trim());
+  for (const w of workloads) {
+    if (!(WORKLOADS as readonly string[]).includes(w)) {
+      throw new Error(`unknown workload "${w}" (known: ${WORKLOADS.join(", ")})`);
+    }
+  }
+  const duration = numbers(values.duration ?? (quick ? "3" : "10"), "--duration")[0] ?? 10;
+  const repeat = Math.round(numbers(values.repeat ?? "1", "--repeat")[0] ?? 1);
+  return {
+    workloads: workloads as Workload[],
+    rates: numbers(
+      values.rates ?? (quick ? "500,1500,2500" : "250,500,1000,1500,2000,2500,3000,4000"),
+      "--rates",
+    ),
+    fanoutRates: numbers(
+      values["fanout-rates"] ?? (quick ? "100,300" : "50,100,200,300,400,500,600,800"),
+      "--fanout-rates",
+    ),
+    duration,
+    repeat,
+    keepGoing: values.continue === true,
+    profile: values.profile === true,
+    profileRate: values["profile-rate"]
+      ? numbers(values["profile-rate"], "--profile-rate")[0]
+      : undefined,
+    json: values.json,
+    keep: values.keep === true,
+    retryNoisy: values["retry-noisy"] === true,
+    maxLoad: values["max-load"] ? numbers(values["max-load"], "--max-load")[0] : undefined,
+    nodeFlags: (values["node-flags"] ?? "").split(/\s+/).filter((f) => f.length > 0),
+  };
+}
+
+// ---- printing -----------------------------------------------------------------------------------
+
+const DESCRIPTIONS: Record<Workload, string> = {
+  watcher:
+    "watcher call: SUBSCRIBE→200, NOTIFY→200, SUBSCRIBE Expires:0→200, final NOTIFY→200 (one presentity per call)",
+  "publish-1k":
+    "publish call, 1 KB PIDF: PUBLISH→200 (SIP-ETag), PUBLISH SIP-If-Match Expires:0→200",
+  "publish-25k":
+    "publish call, 25 KB PIDF: PUBLISH→200 (SIP-ETag), PUBLISH SIP-If-Match Expires:0→200",
+  fanout:
+    "fan-out: 1,000 watchers on 100 presentities stay subscribed; the presentities re-PUBLISH 25 KB bodies",
+};
+
+function ms(value: number | undefined): string {
+  if (value === undefined) return "-";
+  return value < 10 ? value.toFixed(2) : value.toFixed(1);
+}
+
+function pad(cells: Array<string | number>, widths: number[]): string {
+  return cells.map((c, i) => String(c).padStart(widths[i] ?? 8)).join(" ");
+}
+
+const CALL_WIDTHS = [7, 9, 7, 6, 7, 15, 15, 6, 6, 6, 5, 6];
+const CALL_HEAD = [
+  "rate",
+  "calls/s",
+  "ok",
+  "failed",
+  "retrans",
+  "req p50/p99 ms",
+  "call p50/p99 ms",
+  "node",
+  "sipp",
+  "drops",
+  "held",
+  "other",
+];
+const FANOUT_WIDTHS = [7, 8, 9, 7, 15, 15, 6, 6, 6, 5, 6];
+const FANOUT_HEAD = [
+  "PUB/s",
+  "got/s",
+  "NOTIFY/s",
+  "lost",
+  "P→N p50/p99 ms",
+  "PUB p50/p99 ms",
+  "node",
+  "sipp",
+  "drops",
+  "held",
+  "other",
+];
+
+function cores(value: number): string {
+  return `${Math.round(value * 100)}%`;
+}
+
+function row(step: StepResult): string {
+  if (step.fanout) {
+    const f = step.fanout;
+    return pad(
+      [
+        step.target,
+        f.publishesPerSecond.toFixed(0),
+        f.notifiesPerSecond.toFixed(0),
+        Math.max(0, f.expected - f.delivered),
+        `${ms(f.latency.p50)}/${ms(f.latency.p99)}`,
+        `${ms(step.request.p50)}/${ms(step.request.p99)}`,
+        cores(step.nodeCpu),
+        cores(step.sippCpu),
+        step.nodeUdpDrops,
+        step.held ? "yes" : "NO",
+        cores(step.otherCpu),
+      ],
+      FANOUT_WIDTHS,
+    );
+  }
+  return pad(
+    [
+      step.target,
+      step.achieved.toFixed(0),
+      step.successful,
+      step.failed,
+      step.retransmissions,
+      `${ms(step.request.p50)}/${ms(step.request.p99)}`,
+      `${ms(step.call.p50)}/${ms(step.call.p99)}`,
+      cores(step.nodeCpu),
+      cores(step.sippCpu),
+      step.nodeUdpDrops,
+      step.held ? "yes" : "NO",
+      cores(step.otherCpu),
+    ],
+    CALL_WIDTHS,
+  );
+}
+
+function header(workload: Workload): string {
+  return workload === "fanout" ? pad(FANOUT_HEAD, FANOUT_WIDTHS) : pad(CALL_HEAD, CALL_WIDTHS);
+}
+
+/** Why a step was not held, in one line: SIPp's failure counters, its top errors, the node's. */
+function diagnosis(step: StepResult): string {
+  const parts: string[] = [];
+  if (step.achieved < 0.95 * step.target) {
+    parts.push(`${Math.round((100 * step.achieved) / step.target)}% of the rate asked`);
+  }
+  const failures = Object.entries(step.failures).map(([k, v]) => `${k}=${v}`);
+  if (failures.length > 0) parts.push(`SIPp: ${failures.join(" ")}`);
+  for (const e of step.errors.slice(0, 2)) parts.push(`${e.count}× ${e.reason}`);
+  const counters = Object.entries(step.nodeCounters)
+    .filter(([k, v]) => v > 0 && k !== "notifiesSent" && k !== "subscriptions")
+    .map(([k, v]) => `${k}=${v}`);
+  if (counters.length > 0) parts.push(`node: ${counters.join(" ")}`);
+  const wanted = step.target * ((step.fanout?.watchers ?? 0) / (step.fanout?.presentities ?? 1));
+  if (step.fanout && step.fanout.notifiesPerSecond < 0.95 * wanted) {
+    parts.push(
+      `NOTIFYs at ${Math.round((100 * step.fanout.notifiesPerSecond) / wanted)}% of ${wanted}/s`,
+    );
+  }
+  if (step.fanout && step.fanout.delivered < step.fanout.expected) {
+    parts.push(`NOTIFYs ${step.fanout.delivered}/${step.fanout.expected} (merged or lost)`);
+  }
+  if (step.fanout && step.fanout.sinkUdpDrops > 0) {
+    parts.push(`the benchmark's watcher dropped ${step.fanout.sinkUdpDrops} datagrams`);
+  }
+  if (step.nodeExited) parts.push(`the node exited during the step (${step.nodeExited})`);
+  const stderr = step.nodeStderr.trim().split("\n")[0];
+  if (stderr) parts.push(`node stderr: ${stderr.slice(0, 200)}`);
+  return parts.join("; ");
+}
+
+// ---- the run ------------------------------------------------------------------------------------
+
+function machine(): string {
+  const list = cpus();
+  const sipp = (() => {
+    try {
+      return /SIPp v[\w.-]*\w/.exec(execFileSync(SIPP, ["-v"], { encoding: "utf8" }))?.[0];
+    } catch (error) {
+      // sipp -v exits 99 after printing its version.
+      const out = (error as { stdout?: string }).stdout ?? "";
+      return /SIPp v[\w.-]*\w/.exec(out)?.[0];
+    }
+  })();
+  return `${list.length} × ${list[0]?.model.trim() ?? "cpu"}, Node ${process.version}, ${sipp ?? "SIPp ?"}`;
+}
+
+/** The commit the node was built from and how many files differ from it (read-only git calls). */
+function codeState(root: string): string {
+  try {
+    const git = (...args: string[]): string =>
+      execFileSync("git", ["-C", root, ...args], { encoding: "utf8" }).trim();
+    const head = git("rev-parse", "--short", "HEAD");
+    const changed = git("status", "--porcelain")
+      .split("\n")
+      .filter((l) => l.length > 0).length;
+    return `git ${head}${changed > 0 ? ` + ${changed} changed or untracked file(s)` : ""}`;
+  } catch {
+    return "not a git checkout";
+  }
+}
+
+function load(): string {
+  return loadavg()
+    .map((l) => l.toFixed(2))
+    .join(" ");
+}
+
+/** Waits until the 1-min load average is below `max` (at most 10 minutes); says so if it waited. */
+async function calm(max: number | undefined): Promise<void> {
+  if (max === undefined) return;
+  const started = Date.now();
+  while ((loadavg()[0] ?? 0) >= max && Date.now() - started < 600_000) {
+    await new Promise((r) => setTimeout(r, 5_000));
+  }
+  const waited = Math.round((Date.now() - started) / 1000);
+  if (waited > 0) {
+    console.log(
+      `        (waited ${waited} s for the load average to fall below ${max}: ${load()})`,
+    );
+  }
+}
+
+/** Other processes' CPU (in cores) above which a step that was not held is run once more. */
+const NOISY = 0.5;
+
+async function sweep(
+  ctx: BenchContext,
+  workload: Workload,
+  rates: number[],
+  options: Options,
+): Promise<StepResult[]> {
+  const steps: StepResult[] = [];
+  const run = async (rate: number): Promise<StepResult> => {
+    await calm(options.maxLoad);
+    const step =
+      workload === "fanout"
+        ? await runFanoutStep(ctx, rate)
+        : await runCallStep(ctx, workload, rate);
+    console.log(row(step));
+    if (!step.held) {
+      const why = diagnosis(step);
+      if (why) console.log(`        ↳ ${why}`);
+    }
+    return step;
+  };
+  for (const rate of rates) {
+    let step = await run(rate);
+    if (!step.held && options.retryNoisy && step.otherCpu > NOISY) {
+      console.log(
+        `        (other processes used ${cores(step.otherCpu)} CPU meanwhile: once more)`,
+      );
+      step = await run(rate);
+    }
+    steps.push(step);
+    if (!step.held && !options.keepGoing) break;
+  }
+  return steps;
+}
+
+/** The highest rate of the sweep's unbroken run of steps that pass `ok` from the lowest rate up. */
+function highest(steps: readonly StepResult[], ok: (step: StepResult) => boolean): number {
+  let best = 0;
+  for (const step of steps) {
+    if (!ok(step)) break;
+    best = step.target;
+  }
+  return best;
+}
+
+interface WorkloadReport {
+  workload: Workload;
+  runs: StepResult[][];
+  highestHeld: number[];
+  /** Held and not one request retransmitted: no datagram lost, every answer within T1. */
+  highestClean: number[];
+}
+
+function printSummary(reports: WorkloadReport[], options: Options): void {
+  console.log(
+    `\n== Summary (${options.repeat} sweep${options.repeat > 1 ? "s" : ""}, medians per rate) ==`,
+  );
+  for (const report of reports) {
+    const unit = report.workload === "fanout" ? "PUBLISH/s" : "calls/s";
+    const held = median(report.highestHeld) ?? 0;
+    let line = `${report.workload.padEnd(12)} highest rate held: ${held} ${unit}`;
+    if (report.workload === "fanout") {
+      const best = report.runs
+        .flat()
+        .filter((s) => s.held && s.target === held)
+        .map((s) => s.fanout?.notifiesPerSecond ?? 0);
+      line += ` (${Math.round(median(best) ?? 0)} NOTIFY/s of 25 KB)`;
+    }
+    if (report.runs.length > 1) line += ` [runs: ${report.highestHeld.join(", ")}]`;
+    line += `; without a retransmission: ${median(report.highestClean) ?? 0}`;
+    if (report.runs.length > 1) line += ` [runs: ${report.highestClean.join(", ")}]`;
+    console.log(line);
+    if (report.runs.length < 2) continue;
+    const rates = [...new Set(report.runs.flat().map((s) => s.target))].sort((a, b) => a - b);
+    for (const rate of rates) {
+      const at = report.runs.flat().filter((s) => s.target === rate);
+      const m = (f: (s: StepResult) => number | undefined): string =>
+        ms(median(at.map(f).filter((v): v is number => v !== undefined)));
+      const heldCount = at.filter((s) => s.held).length;
+      if (report.workload === "fanout") {
+        console.log(
+          `  ${String(rate).padStart(5)} PUB/s: ${m((s) => s.fanout?.notifiesPerSecond)} NOTIFY/s, ` +
+            `P→N p50 ${m((s) => s.fanout?.latency.p50)} p99 ${m((s) => s.fanout?.latency.p99)} ms, ` +
+            `held ${heldCount}/${at.length}`,
+        );
+      } else {
+        console.log(
+          `  ${String(rate).padStart(5)}/s: ${m((s) => s.achieved)} calls/s, failed ${at.map((s) => s.failed).join("/")}, ` +
+            `req p50 ${m((s) => s.request.p50)} p99 ${m((s) => s.request.p99)} ms, ` +
+            `call p50 ${m((s) => s.call.p50)} p99 ${m((s) => s.call.p99)} ms, ` +
+            `node CPU ${cores(median(at.map((s) => s.nodeCpu)) ?? 0)}, held ${heldCount}/${at.length}`,
+        );
+      }
+    }
+  }
+}
+
+async function profileStep(ctx: BenchContext, rate: number, options: Options): Promise<StepResult> {
+  const dir = mkdtempSync(join(ctx.scratch, "profile-"));
+  console.log(
+    `\n== CPU profile: watcher calls at ${rate}/s for ${ctx.duration} s (node --cpu-prof) ==`,
+  );
+  console.log(header("watcher"));
+  await calm(options.maxLoad);
+  const step = await runCallStep(ctx, "watcher", rate, dir);
+  console.log(row(step));
+  if (!step.profile) {
+    console.log("  the node wrote no .cpuprofile (did it exit cleanly?)");
+    return step;
+  }
+  const summary = summariseProfile(step.profile, ctx.nodeRoot);
+  console.log(
+    `  ${(summary.busyMs / 1000).toFixed(1)} s busy of ${(summary.totalMs / 1000).toFixed(1)} s profiled; ` +
+      "self time by function (share of busy time):",
+  );
+  for (const f of summary.functions.slice(0, 15)) {
+    const where = f.file ? `${f.file}:${f.line}` : "";
+    console.log(
+      `  ${f.ms.toFixed(0).padStart(7)} ms ${(f.share * 100).toFixed(1).padStart(5)}%  ${f.name.padEnd(34)} ${where}`,
+    );
+  }
+  console.log("  self time by file:");
+  for (const f of summary.files.slice(0, 12)) {
+    console.log(
+      `  ${f.ms.toFixed(0).padStart(7)} ms ${(f.share * 100).toFixed(1).padStart(5)}%  ${f.file}`,
+    );
+  }
+  return step;
+}
+
+async function main(): Promise<number> {
+  let options: Options | undefined;
+  try {
+    options = parseOptions(process.argv.slice(2));
+  } catch (error) {
+    console.error(`bench:sip: ${(error as Error).message}\n\n${HELP}`);
+    return 2;
+  }
+  if (!options) {
+    console.log(HELP);
+    return 0;
+  }
+  // dist/scripts/bench-sip.js → the project root two levels up.
+  const root = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
+  if (!existsSync(join(root, "dist", "bootstrap", "cli.js"))) {
+    console.error("bench:sip: dist/bootstrap/cli.js is missing: run `npm run build` first");
+    return 2;
+  }
+  if (!existsSync(SIPP)) {
+    console.error(`bench:sip: ${SIPP} is missing (Debian: apt-get install sip-tester)`);
+    return 2;
+  }
+  const scratch = mkdtempSync(join(tmpdir(), "bench-sip-"));
+  const ctx: BenchContext = {
+    root,
+    nodeRoot: snapshotNode(root, join(scratch, "node")),
+    scratch,
+    duration: options.duration,
+    nodeFlags: options.nodeFlags,
+  };
+
+  let interrupted = false;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (interrupted) return;
+    interrupted = true;
+    console.error(`\nbench:sip: ${signal}: stopping SIPp and the node`);
+    void stopAll(3_000).then(() => {
+      if (!options?.keep) rmSync(scratch, { recursive: true, force: true });
+      process.exit(130);
+    });
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+  process.on("exit", killAllNow);
+
+  const startedAt = new Date();
+  console.log(`bench:sip ${startedAt.toISOString()}`);
+  console.log(`machine: ${machine()}`);
+  const code = codeState(root);
+  console.log(`node under test: ${code}, dist/ as built when this run began`);
+  console.log(`load average at start: ${load()}`);
+  if (options.nodeFlags.length > 0) console.log(`node flags: ${options.nodeFlags.join(" ")}`);
+  console.log(
+    `steps of ${options.duration} s, UDP on 127.0.0.1, a fresh node per step. Columns: calls/s = ` +
+      "successful calls over the span of their starts; req = first request→200, call = whole call " +
+      "(SIPp gettimeofday per call, µs; p50/p99 nearest-rank); retrans = SIPp's request " +
+      "retransmissions (T1 500 ms); node/sipp = CPU while calls started (100% = one core); " +
+      "drops = datagrams the kernel dropped at the node's UDP socket (receive buffer full); " +
+      "other = CPU of every other process on the machine meanwhile (others share it)",
+  );
+
+  const reports: WorkloadReport[] = [];
+  let profiled: StepResult | undefined;
+  try {
+    for (const workload of options.workloads) {
+      const rates = workload === "fanout" ? options.fanoutRates : options.rates;
+      const report: WorkloadReport = { workload, runs: [], highestHeld: [], highestClean: [] };
+      for (let run = 1; run <= options.repeat; run++) {
+        console.log(
+          `\n== ${DESCRIPTIONS[workload]}${options.repeat > 1 ? ` — sweep ${run}/${options.repeat}` : ""} ==`,
+        );
+        console.log(header(workload));
+        const steps = await sweep(ctx, workload, rates, options);
+        report.runs.push(steps);
+        report.highestHeld.push(highest(steps, (s) => s.held));
+        report.highestClean.push(highest(steps, (s) => s.held && s.retransmissions === 0));
+      }
+      reports.push(report);
+    }
+    printSummary(reports, options);
+    if (options.profile) {
+      const watcher = reports.find((r) => r.workload === "watcher");
+      const rate =
+        options.profileRate ?? (watcher ? median(watcher.highestHeld) : undefined) ?? 2000;
+      profiled = await profileStep(ctx, rate || (options.rates[0] ?? 250), options);
+    }
+  } finally {
+    await stopAll(3_000);
+    if (!options.keep) rmSync(scratch, { recursive: true, force: true });
+    else console.log(`\nscratch directory kept: ${scratch}`);
+  }
+  console.log(`\nload average at end: ${load()}`);
+  if (options.json) {
+    writeFileSync(
+      options.json,
+      `${JSON.stringify(
+        {
+          startedAt: startedAt.toISOString(),
+          machine: machine(),
+          code,
+          options,
+          reports,
+          ...(profiled ? { profiled } : {}),
+        },
+        null,
+        2,
+      )}\n`,
+    );
+    console.log(`figures written to ${options.json}`);
+  }
+  return 0;
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error: unknown) => {
+    console.error(
+      `bench:sip: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`,
+    );
+    process.exitCode = 1;
+  },
+);
