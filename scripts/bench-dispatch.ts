@@ -20,6 +20,7 @@ import {
   type PromotionRun,
   runPromotion,
 } from "./bench/dispatch/promotion.js";
+import { codeState } from "./bench/machine.js";
 import { killAllNow, snapshotNode, stopAll } from "./bench/processes.js";
 import { summariseProfile } from "./bench/profile.js";
 import { SIPP } from "./bench/sipp.js";
@@ -327,21 +328,6 @@ function machine(): string {
     nats = undefined;
   }
   return `${list.length} × ${list[0]?.model.trim() ?? "cpu"}, Node ${process.version}, ${sipp ?? "SIPp ?"}, ${nats ?? "nats-server ?"}`;
-}
-
-/** The commit the node was built from and how many files differ from it (read-only git calls). */
-function codeState(root: string): string {
-  try {
-    const git = (...args: string[]): string =>
-      execFileSync("git", ["-C", root, ...args], { encoding: "utf8" }).trim();
-    const head = git("rev-parse", "--short", "HEAD");
-    const changed = git("status", "--porcelain")
-      .split("\n")
-      .filter((l) => l.length > 0).length;
-    return `git ${head}${changed > 0 ? ` + ${changed} changed or untracked file(s)` : ""}`;
-  } catch {
-    return "not a git checkout";
-  }
 }
 
 function loads(): string {

@@ -7,6 +7,7 @@ import { cpus, loadavg, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { codeState } from "./bench/machine.js";
 import { killAllNow, snapshotNode, stopAll } from "./bench/processes.js";
 import { summariseProfile } from "./bench/profile.js";
 import { SIPP } from "./bench/sipp.js";
@@ -273,21 +274,6 @@ function machine(): string {
     }
   })();
   return `${list.length} × ${list[0]?.model.trim() ?? "cpu"}, Node ${process.version}, ${sipp ?? "SIPp ?"}`;
-}
-
-/** The commit the node was built from and how many files differ from it (read-only git calls). */
-function codeState(root: string): string {
-  try {
-    const git = (...args: string[]): string =>
-      execFileSync("git", ["-C", root, ...args], { encoding: "utf8" }).trim();
-    const head = git("rev-parse", "--short", "HEAD");
-    const changed = git("status", "--porcelain")
-      .split("\n")
-      .filter((l) => l.length > 0).length;
-    return `git ${head}${changed > 0 ? ` + ${changed} changed or untracked file(s)` : ""}`;
-  } catch {
-    return "not a git checkout";
-  }
 }
 
 function load(): string {
