@@ -26,7 +26,8 @@ const HELP = `npm run bench:sip -- [options]
 Starts its own node (free ports, loopback), drives it with SIPp over UDP at rising rates, a fresh
 node per step, and prints per rate: calls/s achieved, failed calls, response times p50/p99.
 A sweep stops at the first rate not held (a failed call, or under 95% of the rate asked; for the
-fan-out also a NOTIFY missing or NOTIFY/s under 95% of 10 × PUBLISH/s).
+fan-out also a NOTIFY missing or NOTIFY/s under 95% of 10 × PUBLISH/s). The summary also gives the
+highest clean rate: held, no request retransmitted, and a median response under 50 ms (no queue).
 
   --workloads <list>     watcher,publish-1k,publish-25k,fanout (default: all)
   --rates <list>         calls/s for watcher and publish calls
@@ -37,8 +38,10 @@ fan-out also a NOTIFY missing or NOTIFY/s under 95% of 10 × PUBLISH/s).
   --repeat <n>           sweeps per workload; the summary gives medians (default: 1)
   --quick                about one minute: 3 s steps, rates 500,1500,2500, fan-out 100,300
   --continue             do not stop a sweep at the first rate not held
-  --profile              CPU-profile the node in one more watcher-call step near the limit
-  --profile-rate <n>     the rate of that step (default: the highest watcher rate held)
+  --profile              CPU-profile the node in one more step near the limit (watcher calls)
+  --profile-workload <w> the workload of that step (default: watcher)
+  --profile-rate <n>     the rate of that step (default: the highest rate held in the sweeps,
+                         else 2000 calls/s or 200 PUBLISH/s)
   --retry-noisy          run a step that was not held once more if other processes used over
                          half a core meanwhile (the second result counts)
   --max-load <x>         before each step, wait (up to 10 min) until the 1-min load average is
@@ -59,6 +62,7 @@ interface Options {
   keepGoing: boolean;
   profile: boolean;
   profileRate: number | undefined;
+  profileWorkload: Workload;
   json: string | undefined;
   keep: boolean;
   nodeFlags: string[];
@@ -87,6 +91,7 @@ function parseOptions(argv: string[]): Options | undefined {
       continue: { type: "boolean", default: false },
       profile: { type: "boolean", default: false },
       "profile-rate": { type: "string" },
+      "profile-workload": { type: "string" },
       json: { type: "string" },
       "node-flags": { type: "string" },
       "max-load": { type: "string" },
@@ -98,7 +103,8 @@ function parseOptions(argv: string[]): Options | undefined {
   if (values.help) return undefined;
   const quick = values.quick === true;
   const workloads = (values.workloads ?? WORKLOADS.join(",")).split(",").map((w) => w.trim());
-  for (const w of workloads) {
+  const profileWorkload = values["profile-workload"] ?? "watcher";
+  for (const w of [...workloads, profileWorkload]) {
     if (!(WORKLOADS as readonly string[]).includes(w)) {
       throw new Error(`unknown workload "${w}" (known: ${WORKLOADS.join(", ")})`);
     }
@@ -119,6 +125,7 @@ function parseOptions(argv: string[]): Options | undefined {
     repeat,
     keepGoing: values.continue === true,
     profile: values.profile === true,
+    profileWorkload: profileWorkload as Workload,
     profileRate: values["profile-rate"]
       ? numbers(values["profile-rate"], "--profile-rate")[0]
       : undefined,
@@ -152,7 +159,7 @@ function pad(cells: Array<string | number>, widths: number[]): string {
   return cells.map((c, i) => String(c).padStart(widths[i] ?? 8)).join(" ");
 }
 
-const CALL_WIDTHS = [7, 9, 7, 6, 7, 15, 15, 6, 6, 6, 5, 6];
+const CALL_WIDTHS = [7, 9, 7, 6, 7, 15, 15, 6, 6, 6, 5, 6, 6];
 const CALL_HEAD = [
   "rate",
   "calls/s",
@@ -166,8 +173,9 @@ const CALL_HEAD = [
   "drops",
   "held",
   "other",
+  "RSS",
 ];
-const FANOUT_WIDTHS = [7, 8, 9, 7, 15, 15, 6, 6, 6, 5, 6];
+const FANOUT_WIDTHS = [7, 8, 9, 7, 15, 15, 6, 6, 6, 5, 6, 6];
 const FANOUT_HEAD = [
   "PUB/s",
   "got/s",
@@ -180,7 +188,12 @@ const FANOUT_HEAD = [
   "drops",
   "held",
   "other",
+  "RSS",
 ];
+
+function mib(value: number | undefined): string {
+  return value === undefined ? "-" : `${Math.round(value)}M`;
+}
 
 function cores(value: number): string {
   return `${Math.round(value * 100)}%`;
@@ -202,6 +215,7 @@ function row(step: StepResult): string {
         step.nodeUdpDrops,
         step.held ? "yes" : "NO",
         cores(step.otherCpu),
+        mib(step.nodeRssMiB),
       ],
       FANOUT_WIDTHS,
     );
@@ -220,6 +234,7 @@ function row(step: StepResult): string {
       step.nodeUdpDrops,
       step.held ? "yes" : "NO",
       cores(step.otherCpu),
+      mib(step.nodeRssMiB),
     ],
     CALL_WIDTHS,
   );
@@ -334,6 +349,15 @@ async function sweep(
   return steps;
 }
 
+/** Below this median response (PUBLISH→NOTIFY for the fan-out) requests are not queueing. */
+const CLEAN_P50_MS = 50;
+
+/** Held, no request retransmitted, and a median response that shows no queue building up. */
+function clean(step: StepResult): boolean {
+  const p50 = step.fanout ? step.fanout.latency.p50 : step.request.p50;
+  return step.held && step.retransmissions === 0 && p50 !== undefined && p50 < CLEAN_P50_MS;
+}
+
 /** The highest rate of the sweep's unbroken run of steps that pass `ok` from the lowest rate up. */
 function highest(steps: readonly StepResult[], ok: (step: StepResult) => boolean): number {
   let best = 0;
@@ -348,7 +372,7 @@ interface WorkloadReport {
   workload: Workload;
   runs: StepResult[][];
   highestHeld: number[];
-  /** Held and not one request retransmitted: no datagram lost, every answer within T1. */
+  /** Clean: held, not one request retransmitted, and a median response under 50 ms. */
   highestClean: number[];
 }
 
@@ -368,7 +392,7 @@ function printSummary(reports: WorkloadReport[], options: Options): void {
       line += ` (${Math.round(median(best) ?? 0)} NOTIFY/s of 25 KB)`;
     }
     if (report.runs.length > 1) line += ` [runs: ${report.highestHeld.join(", ")}]`;
-    line += `; without a retransmission: ${median(report.highestClean) ?? 0}`;
+    line += `; clean: ${median(report.highestClean) ?? 0}`;
     if (report.runs.length > 1) line += ` [runs: ${report.highestClean.join(", ")}]`;
     console.log(line);
     if (report.runs.length < 2) continue;
@@ -397,13 +421,18 @@ function printSummary(reports: WorkloadReport[], options: Options): void {
 }
 
 async function profileStep(ctx: BenchContext, rate: number, options: Options): Promise<StepResult> {
+  const workload = options.profileWorkload;
   const dir = mkdtempSync(join(ctx.scratch, "profile-"));
+  const unit = workload === "fanout" ? "PUBLISH/s" : "calls/s";
   console.log(
-    `\n== CPU profile: watcher calls at ${rate}/s for ${ctx.duration} s (node --cpu-prof) ==`,
+    `\n== CPU profile: ${workload} at ${rate} ${unit} for ${ctx.duration} s (node --cpu-prof) ==`,
   );
-  console.log(header("watcher"));
+  console.log(header(workload));
   await calm(options.maxLoad);
-  const step = await runCallStep(ctx, "watcher", rate, dir);
+  const step =
+    workload === "fanout"
+      ? await runFanoutStep(ctx, rate, dir)
+      : await runCallStep(ctx, workload, rate, dir);
   console.log(row(step));
   if (!step.profile) {
     console.log("  the node wrote no .cpuprofile (did it exit cleanly?)");
@@ -487,7 +516,8 @@ async function main(): Promise<number> {
       "(SIPp gettimeofday per call, µs; p50/p99 nearest-rank); retrans = SIPp's request " +
       "retransmissions (T1 500 ms); node/sipp = CPU while calls started (100% = one core); " +
       "drops = datagrams the kernel dropped at the node's UDP socket (receive buffer full); " +
-      "other = CPU of every other process on the machine meanwhile (others share it)",
+      "other = CPU of every other process on the machine meanwhile (others share it); " +
+      "RSS = the node's peak resident memory in the step",
   );
 
   const reports: WorkloadReport[] = [];
@@ -504,16 +534,16 @@ async function main(): Promise<number> {
         const steps = await sweep(ctx, workload, rates, options);
         report.runs.push(steps);
         report.highestHeld.push(highest(steps, (s) => s.held));
-        report.highestClean.push(highest(steps, (s) => s.held && s.retransmissions === 0));
+        report.highestClean.push(highest(steps, clean));
       }
       reports.push(report);
     }
     printSummary(reports, options);
     if (options.profile) {
-      const watcher = reports.find((r) => r.workload === "watcher");
-      const rate =
-        options.profileRate ?? (watcher ? median(watcher.highestHeld) : undefined) ?? 2000;
-      profiled = await profileStep(ctx, rate || (options.rates[0] ?? 250), options);
+      const swept = reports.find((r) => r.workload === options.profileWorkload);
+      const fallback = options.profileWorkload === "fanout" ? 200 : 2000;
+      const rate = options.profileRate ?? (swept ? median(swept.highestHeld) : undefined) ?? 0;
+      profiled = await profileStep(ctx, rate || fallback, options);
     }
   } finally {
     await stopAll(3_000);

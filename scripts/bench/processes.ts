@@ -170,7 +170,7 @@ export async function clusterView(node: NodeProcess): Promise<Record<string, unk
 const userHz = 100;
 
 /** CPU seconds (user + system) a process has used so far; undefined once it is gone. */
-export function cpuSeconds(pid: number): number | undefined {
+function cpuSeconds(pid: number): number | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
     // Fields after the command name, which may itself hold spaces and parentheses.
@@ -182,7 +182,7 @@ export function cpuSeconds(pid: number): number | undefined {
 }
 
 /** CPU seconds the whole machine has been busy, all cores (/proc/stat without idle and iowait). */
-export function machineBusySeconds(): number | undefined {
+function machineBusySeconds(): number | undefined {
   try {
     const line = readFileSync("/proc/stat", "utf8").split("\n")[0] ?? "";
     // cpu user nice system idle iowait irq softirq steal (guest time is inside user)

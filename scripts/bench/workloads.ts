@@ -4,7 +4,7 @@
 import { mkdtempSync, readdirSync, writeFileSync } from "node:fs";
 import { loadavg } from "node:os";
 import { join } from "node:path";
-import { NotifySink } from "./notify-sink.js";
+import { NotifySink, type SinkCounts } from "./notify-sink.js";
 import { pidfDocument, pidfTuples } from "./pidf.js";
 import {
   type CpuTrace,
@@ -50,6 +50,8 @@ export interface FanoutFigures {
   /** NOTIFYs the node sent again because our 200 came late or was lost. */
   notifyRetransmissions: number;
   sinkUdpDrops: number;
+  /** Everything the benchmark's watcher counted (first NOTIFYs, terminated ones, malformed). */
+  sink: SinkCounts;
 }
 
 export interface StepResult {
@@ -286,7 +288,11 @@ async function waitFor(done: () => boolean, timeoutMs: number): Promise<boolean>
  * The fan-out: 1,000 watchers (10 on each of 100 presentities) subscribe through SIPp with our
  * NotifySink as Contact; then 100 SIPp publishers re-PUBLISH 25 KB bodies at `rate` PUBLISH/s in all.
  */
-export async function runFanoutStep(ctx: BenchContext, rate: number): Promise<StepResult> {
+export async function runFanoutStep(
+  ctx: BenchContext,
+  rate: number,
+  profileDir?: string,
+): Promise<StepResult> {
   const load = loadavg()[0] ?? 0;
   const dir = mkdtempSync(join(ctx.scratch, `fanout-${rate}-`));
   const users = Array.from({ length: FANOUT_PRESENTITIES }, (_, i) => `fan${i + 1}`);
@@ -298,7 +304,7 @@ export async function runFanoutStep(ctx: BenchContext, rate: number): Promise<St
   // The scenario adds the envelope and a first tuple with the clock (about 250 bytes).
   writeFileSync(join(dir, "filler.pidf"), pidfTuples(25 * 1024 - 250, 2));
 
-  const node = await launch(ctx, ["--shutdown-timeout", "3000"]);
+  const node = await launch(ctx, ["--shutdown-timeout", "3000"], profileDir);
   const sink = await NotifySink.open();
   try {
     // Field 0: the presentity (each one 10 times); field 1: the sink port that is the Contact.
@@ -375,7 +381,7 @@ export async function runFanoutStep(ctx: BenchContext, rate: number): Promise<St
     const delivered = timed.latencies.length;
     const notifiesPerSecond = timed.spanSeconds > 0 ? delivered / timed.spanSeconds : 0;
     const sinkDrops = udpDrops(process.pid) ?? 0;
-    return {
+    const result: StepResult = {
       workload: "fanout",
       target: rate,
       achieved: publishesPerSecond,
@@ -410,12 +416,15 @@ export async function runFanoutStep(ctx: BenchContext, rate: number): Promise<St
         latency: spread(timed.latencies),
         notifyRetransmissions: sink.counts.retransmitted,
         sinkUdpDrops: sinkDrops,
+        sink: { ...sink.counts },
       },
       nodeStderr: node.stderr(),
       ...early,
     };
+    // The sink is still open: the node ends its subscriptions with final NOTIFYs as it stops.
+    const profile = await stopNode(node, profileDir);
+    return { ...result, ...(profile ? { profile } : {}) };
   } finally {
-    // The sink stays open while the node ends its subscriptions with final NOTIFYs.
     await stop(node.child, 10_000);
     await sink.close();
   }
