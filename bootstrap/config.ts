@@ -40,6 +40,7 @@ export interface NodeConfig {
   maxExpires: number;
   defaultExpires: number;
   maxBodyBytes: number;
+  udpBufferBytes: number;
   shutdownRetryAfter: number;
   shutdownTimeoutMs: number;
   sipT1: number;
@@ -378,6 +379,15 @@ export const SETTINGS = [
     default: "131072",
     parse: integer(1024, 16777216),
     description: "largest request body accepted (larger gets 413)",
+  },
+  {
+    key: "udpBufferBytes",
+    flag: "--udp-buffer",
+    arg: "<bytes>",
+    default: "4194304",
+    parse: integer(65536, 268435456),
+    description:
+      "receive buffer of the SIP UDP socket; the kernel caps it at net.core.rmem_max (a warning says so)",
   },
   {
     key: "shutdownRetryAfter",

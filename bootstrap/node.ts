@@ -336,6 +336,7 @@ export async function startNode(
       host: config.sip.host,
       port: config.sip.port,
       maxMessageBytes: config.maxBodyBytes,
+      udpReceiveBufferBytes: config.udpBufferBytes,
       log,
       timers: { t1: config.sipT1 },
       spanAttributes: router.spanAttributes,

@@ -43,6 +43,8 @@ export interface EndpointOptions {
   idleConnectionMs?: number;
   /** Attributes of every transaction span (the node's id and role). */
   spanAttributes?: () => SpanAttributes;
+  /** SO_RCVBUF of the UDP socket (the kernel caps it at net.core.rmem_max); default: the kernel's. */
+  udpReceiveBufferBytes?: number;
 }
 
 export interface EndpointStats {
@@ -158,7 +160,10 @@ export class SipEndpoint {
           resolve(typeof address === "object" && address ? address.port : options.port);
         });
       });
-      const udp = dgram.createSocket({ type: "udp4" });
+      const udp = dgram.createSocket({
+        type: "udp4",
+        ...(options.udpReceiveBufferBytes ? { recvBufferSize: options.udpReceiveBufferBytes } : {}),
+      });
       try {
         await new Promise<void>((resolve, reject) => {
           udp.once("error", reject);
@@ -167,7 +172,17 @@ export class SipEndpoint {
             resolve();
           });
         });
-        return new SipEndpoint(udp, tcp, port, options, onRequest);
+        const endpoint = new SipEndpoint(udp, tcp, port, options, onRequest);
+        const asked = options.udpReceiveBufferBytes;
+        // Linux reports twice what it grants (the rest is its bookkeeping).
+        if (asked && udp.getRecvBufferSize() / 2 < asked) {
+          endpoint.#log.warn("the kernel granted a smaller SIP UDP receive buffer than asked", {
+            asked,
+            granted: udp.getRecvBufferSize() / 2,
+            hint: "raise net.core.rmem_max (sysctl) to get the whole buffer",
+          });
+        }
+        return endpoint;
       } catch (error) {
         udp.close();
         await new Promise<void>((resolve) => tcp.close(() => resolve()));
@@ -256,6 +271,11 @@ export class SipEndpoint {
     } catch (error) {
       this.#log.error("sip stateless request failed", { method: request.method, error });
     }
+  }
+
+  /** The UDP socket's receive buffer as the kernel reports it (SO_RCVBUF). */
+  get udpReceiveBufferBytes(): number {
+    return this.#udp.getRecvBufferSize();
   }
 
   stats(): EndpointStats {

@@ -3,6 +3,7 @@
 
 import assert from "node:assert/strict";
 import dgram from "node:dgram";
+import { readFileSync } from "node:fs";
 import net from "node:net";
 import { describe, test } from "node:test";
 import { silentLogger } from "../../../bootstrap/log.js";
@@ -193,6 +194,55 @@ async function endpoint(
 }
 
 describe("sip endpoint over UDP", () => {
+  test("sip endpoint - a burst of 40 × 25 KB datagrams all arrive with the 4 MiB receive buffer", async (t) => {
+    const bufferBytes = 4 * 1024 * 1024;
+    const rmemMax = Number(readFileSync("/proc/sys/net/core/rmem_max", "utf8"));
+    if (rmemMax < bufferBytes) {
+      t.skip(`net.core.rmem_max is ${rmemMax}: the kernel cannot grant the buffer`);
+      return;
+    }
+    let taken = 0;
+    const ep = await endpoint(
+      (incoming) => {
+        taken += 1;
+        incoming.respond(makeResponse(incoming.request, 200));
+      },
+      { udpReceiveBufferBytes: bufferBytes },
+    );
+    const socket = dgram.createSocket("udp4");
+    try {
+      // Linux reports twice the size it grants.
+      assert.ok(ep.udpReceiveBufferBytes >= bufferBytes, `SO_RCVBUF ${ep.udpReceiveBufferBytes}`);
+      const body = "x".repeat(25 * 1024);
+      // Sent in one turn of the event loop: the endpoint (same process) reads none until all are queued,
+      // which overflows the kernel's default 208 KiB buffer after about six of them.
+      const sent = Array.from(
+        { length: 40 },
+        (_, i) =>
+          new Promise<void>((resolve, reject) =>
+            socket.send(
+              raw("OPTIONS", {
+                viaPort: 9,
+                callId: `burst-${i}`,
+                branch: `z9hG4bKburst${i}`,
+                body,
+              }),
+              ep.port,
+              host,
+              (error) => (error ? reject(error) : resolve()),
+            ),
+          ),
+      );
+      await Promise.all(sent);
+      const deadline = Date.now() + 5_000;
+      while (taken < 40 && Date.now() < deadline) await new Promise((r) => setImmediate(r));
+      assert.equal(taken, 40);
+    } finally {
+      socket.close();
+      await ep.close();
+    }
+  });
+
   test("sip endpoint - UDP request gets its response at the source port, Via marked received/rport", async () => {
     const tu = answering();
     const ep = await endpoint(tu.handler);
