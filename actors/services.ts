@@ -30,6 +30,25 @@ export interface SipPort {
   contact(transport: TransportName): string;
 }
 
+/** Distinct watchers (subscribers' AORs) with a subscription here: the paper's users of a server. */
+export class WatcherTally {
+  readonly #subscriptions = new Map<string, number>();
+
+  add(watcher: string): void {
+    this.#subscriptions.set(watcher, (this.#subscriptions.get(watcher) ?? 0) + 1);
+  }
+
+  remove(watcher: string): void {
+    const left = (this.#subscriptions.get(watcher) ?? 0) - 1;
+    if (left > 0) this.#subscriptions.set(watcher, left);
+    else this.#subscriptions.delete(watcher);
+  }
+
+  get size(): number {
+    return this.#subscriptions.size;
+  }
+}
+
 export interface NodeStats {
   subscriptions: number;
   presentities: number;

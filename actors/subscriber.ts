@@ -23,7 +23,7 @@ import type { Address, ReplyTo } from "../transport/envelope.js";
 import type { Router } from "../transport/router.js";
 import { type ActorContext, type ActorHandle, spawnActor } from "./actor.js";
 import type { PresenceState } from "./presence-resource.js";
-import type { NodeStats, PresenceSettings, SipPort } from "./services.js";
+import type { NodeStats, PresenceSettings, SipPort, WatcherTally } from "./services.js";
 
 export const SUBSCRIBER_KIND = "subscriber";
 
@@ -85,6 +85,8 @@ export interface SubscriberDeps {
   log: Logger;
   sip: SipPort;
   stats: NodeStats;
+  /** Counts the subscription under its watcher while it lasts (the node's users). */
+  watchers?: WatcherTally;
   settings: PresenceSettings;
   /** Called once the subscription has ended, so the node stops routing its presentity here. */
   released: (presentity: string, self: Address) => void;
@@ -206,6 +208,7 @@ export function spawnSubscriber(
   init: SubscriberInit,
 ): ActorHandle {
   deps.stats.subscriptions += 1;
+  deps.watchers?.add(init.dialog.remoteUri);
   const initial: SubscriberState = {
     ...init,
     fsm: initialSubscription,
@@ -305,6 +308,7 @@ export function spawnSubscriber(
       stopped(state, ctx) {
         if (state.timer) clearTimeout(state.timer);
         deps.stats.subscriptions -= 1;
+        deps.watchers?.remove(state.dialog.remoteUri);
         deps.released(state.presentity, ctx.self);
       },
     },

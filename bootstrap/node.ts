@@ -18,6 +18,7 @@ import {
   newNodeStats,
   type PresenceSettings,
   type SipPort,
+  WatcherTally,
 } from "../actors/services.js";
 import { SourceManager, type SourceView } from "../actors/sources/manager.js";
 import { loadSources } from "../actors/sources/registry.js";
@@ -112,6 +113,7 @@ export async function startNode(
     spanAttributes: () => ({ "presence.node.id": config.id, "presence.node.role": role }),
   });
   const stats = newNodeStats();
+  const watchers = new WatcherTally();
   const settings: PresenceSettings = {
     minExpires: config.minExpires,
     maxExpires: config.maxExpires,
@@ -226,6 +228,7 @@ export async function startNode(
           log,
           sip,
           stats,
+          watchers,
           settings,
           released: (presentity, self) => {
             subscribers.delete(self.id);
@@ -268,7 +271,7 @@ export async function startNode(
       askTimeoutMs: config.askTimeoutMs,
       supervisorOf: supervisorAddress,
       loadLevel,
-      users: () => stats.subscriptions,
+      users: () => watchers.size,
       sessionChanged: (up) => {
         sessionUp = up;
       },
@@ -364,6 +367,7 @@ export async function startNode(
         maxMailbox: config.maxMailbox,
       },
       localLoad: loadLevel,
+      localUsers: () => watchers.size,
       localSip: () => `${sipAddress.host}:${sipAddress.port}`,
       serverOf,
     });

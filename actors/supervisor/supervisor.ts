@@ -141,13 +141,24 @@ interface ServerRecord {
   dialog: ControlDialog | undefined;
   load: number;
   users: number;
+  /** Load one of its users brings, from its last report (level ÷ users); undefined before one. */
+  perUser: number | undefined;
   lastReport: number;
   dead: boolean;
   promoted: boolean;
 }
 
+/** A new watcher waiting for the server being promoted (the paper's user B, Fig. 5). */
+interface HeldPlacement {
+  watcher: string;
+  replyTo: ReplyTo | undefined;
+  since: number;
+}
+
 interface SupervisorState {
   servers: Map<string, ServerRecord>;
+  /** New watchers that came while every server was above max-load, until the promotion ends. */
+  held: HeldPlacement[];
   pool: string[];
   /** Watcher AOR → server it was given (sticky), in insertion order for trimming. */
   sticky: Map<string, string>;
@@ -168,6 +179,8 @@ export interface SupervisorDeps {
   settings: SupervisorSettings;
   /** The primary's own load level (it is a presence server too). */
   localLoad: () => number;
+  /** The primary's own users (distinct watchers). */
+  localUsers: () => number;
   localSip: () => string;
   serverOf: (node: string) => Address;
 }
@@ -295,6 +308,11 @@ function invite(
   );
 }
 
+/** Load per user from a report: kept while the server has users, so that new ones count as much. */
+function learnPerUser(record: ServerRecord, level: number): void {
+  if (record.users > 0 && level > 0) record.perUser = level / record.users;
+}
+
 function startPromotion(state: SupervisorState, deps: SupervisorDeps, ctx: ActorContext): void {
   const decision = decidePromotion(
     entries(state, deps.router.nodeId),
@@ -366,7 +384,10 @@ function markDead(
   record.session = "none";
   record.dialog = undefined;
   state.counters.declaredDead += 1;
-  if (state.promoting === id) state.promoting = undefined;
+  if (state.promoting === id) {
+    state.promoting = undefined;
+    releaseHeld(state, deps, ctx);
+  }
   if (state.draining === id) state.draining = undefined;
   for (const [watcher, server] of state.sticky) if (server === id) state.sticky.delete(watcher);
   decide(state, deps, ctx, { type: "dead", server: id, reason });
@@ -390,6 +411,7 @@ function onMembers(
         dialog: undefined,
         load: 0,
         users: 0,
+        perUser: undefined,
         lastReport: Date.now(),
         dead: false,
         promoted: false,
@@ -421,8 +443,12 @@ function onTick(state: SupervisorState, deps: SupervisorDeps, ctx: ActorContext)
   const self = state.servers.get(deps.router.nodeId);
   if (self) {
     self.load = deps.localLoad();
+    self.users = deps.localUsers();
+    learnPerUser(self, self.load);
     self.lastReport = now;
   }
+  // Not longer than half the ingress's ask timeout: past it the watcher goes where it can now.
+  releaseHeld(state, deps, ctx, deps.settings.askTimeoutMs / 2);
   for (const id of silentServers(entries(state, deps.router.nodeId), now, deps.settings)) {
     markDead(state, deps, ctx, id, `no load report for ${deps.settings.deadAfterMs} ms`);
   }
@@ -483,6 +509,7 @@ function answerInfo(
     }
     const users = message.elements.presSysUsers?.find((u) => u.svrId === record.id);
     if (users) record.users = users.count ?? users.users?.length ?? record.users;
+    if (level !== undefined) learnPerUser(record, level);
     if (message.extension === "ready" && record.session === "syncing") {
       record.session = "up";
       state.promoting = undefined;
@@ -492,6 +519,7 @@ function answerInfo(
         server: record.id,
         reason: "promoted server has the presence data and takes watchers",
       });
+      releaseHeld(state, deps, ctx);
     }
     if (message.extension === "drained" && record.session === "draining") {
       record.session = "closing";
@@ -670,6 +698,38 @@ function decisionAttributes(
   return attributes;
 }
 
+/**
+ * Places the held watchers again: all of them (the promotion ended), or those held at least
+ * `olderThanMs` (they are not held again).
+ */
+function releaseHeld(
+  state: SupervisorState,
+  deps: SupervisorDeps,
+  ctx: ActorContext,
+  olderThanMs?: number,
+): void {
+  const now = Date.now();
+  const due = state.held.filter((h) => olderThanMs === undefined || now - h.since >= olderThanMs);
+  if (due.length === 0) return;
+  state.held = state.held.filter((h) => !due.includes(h));
+  for (const h of due) {
+    place(
+      state,
+      deps,
+      ctx,
+      h.watcher,
+      h.replyTo,
+      () => {},
+      olderThanMs === undefined ? h.since : 0,
+    );
+  }
+}
+
+/**
+ * Places a new watcher. When every server is above max-load and a pool server is being promoted
+ * (perhaps by this very watcher), the watcher waits for it, as user B of the paper's Fig. 5 —
+ * unless it has waited since `heldSince` for half the ask timeout already.
+ */
 function place(
   state: SupervisorState,
   deps: SupervisorDeps,
@@ -677,6 +737,7 @@ function place(
   watcher: string,
   replyTo: ReplyTo | undefined,
   annotate: (attributes: SpanAttributes) => void,
+  heldSince?: number,
 ): void {
   const self = deps.router.nodeId;
   const reply = (answer: PlaceAnswer): void =>
@@ -689,11 +750,23 @@ function place(
     reply({ server: self, sip: deps.localSip(), local: true, reason: "no server ready" });
     return;
   }
+  if (placed.reason === "overloaded") {
+    startPromotion(state, deps, ctx);
+    const since = heldSince ?? Date.now();
+    if (state.promoting !== undefined && Date.now() - since < deps.settings.askTimeoutMs / 2) {
+      state.held.push({ watcher, replyTo, since });
+      annotate({ "presence.placement.held_for": state.promoting });
+      return;
+    }
+  }
   state.counters.placed += 1;
   // Counted at once: a burst must not all go to the server that was least loaded at its start.
-  // Rounded: sums of 0.1 drift (200 × 0.1 = 20.000000000000014 would count as above 20).
+  // A new user is counted as what a user there brings on average (it will subscribe to more than
+  // one resource), never less than one watcher. Rounded: sums of 0.1 drift (200 × 0.1 =
+  // 20.000000000000014 would count as above 20).
   if (placed.reason !== "sticky") {
-    record.load = Math.round((record.load + deps.settings.loadPerWatcher) * 1e6) / 1e6;
+    const step = Math.max(deps.settings.loadPerWatcher, record.perUser ?? 0);
+    record.load = Math.round((record.load + step) * 1e6) / 1e6;
   }
   state.sticky.delete(watcher);
   state.sticky.set(watcher, record.id);
@@ -762,6 +835,7 @@ export function spawnSupervisor(deps: SupervisorDeps): ActorHandle {
     pool: [],
     sticky: new Map(),
     promoting: undefined,
+    held: [],
     draining: undefined,
     lowSince: undefined,
     lastChangeAt: 0,
@@ -823,6 +897,7 @@ export function spawnSupervisor(deps: SupervisorDeps): ActorHandle {
               if (state.promoting === record.id) {
                 state.promoting = undefined;
                 state.pool.push(record.id);
+                releaseHeld(state, deps, ctx);
               }
               break;
             }
