@@ -6,6 +6,7 @@ import { Command, InvalidArgumentError, Option } from "commander";
 import { LoopbackHub } from "../transport/loopback.js";
 import { NatsTransport } from "../transport/nats.js";
 import type { ActorTransport } from "../transport/transport.js";
+import { paperFlags, paperOptions } from "./bench-paper.js";
 import {
   buildConfig,
   ConfigError,
@@ -149,6 +150,26 @@ withSettings(
     ),
   ["id", "role"],
 ).action((options: ParsedOptions) => runNodes(embeddedConfigs(settingsFromOptions(options))));
+
+const bench = program.command("bench").description("benchmarks that start their own nodes");
+paperFlags(
+  bench
+    .command("paper")
+    .description(
+      "the paper's experiment (figs. 6-9): a single server against the cluster (primary + pool), " +
+        "users growing; writes figN.csv, figN.svg and summary.md",
+    ),
+).action(async (raw: Record<string, unknown>, command: Command) => {
+  const options = paperOptions(raw, (name) => command.getOptionValueSource(name) === "cli");
+  // Loaded only here: the charting library is large and nodes never need it (nor ship it: the
+  // container image holds the node, not the benchmarks).
+  const { runPaper } = await import("../scripts/bench/paper/run.js").catch((error: unknown) => {
+    throw new Error(
+      `bench paper needs a full checkout built with npm run build (${String(error)})`,
+    );
+  });
+  process.exitCode = await runPaper(options);
+});
 
 program.parseAsync(process.argv).catch((error: unknown) => {
   const message =

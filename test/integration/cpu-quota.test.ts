@@ -1,0 +1,46 @@
+// test/integration: `bench paper --node-cpu` — a busy process put under a CPU quota through cgroups gets
+// its share and no more; where cgroups are not writable the quota says why and applies nothing.
+
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { describe, it } from "node:test";
+import { cpuQuota } from "../../scripts/bench/paper/cpu-quota.js";
+import { waitFor } from "./harness.js";
+
+/** CPU seconds (user + system) of a process from /proc/<pid>/stat. */
+function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+describe("cpu quota", () => {
+  it("cpu quota - a spinning process limited to 0.2 core takes at least 4× the wall time of its CPU", async (t) => {
+    const quota = cpuQuota();
+    if (!quota.applied) {
+      assert.match(quota.how, /^not applied: /);
+      t.skip(quota.how);
+      return;
+    }
+    const child = spawn(process.execPath, ["-e", "for (;;) {}"], { stdio: "ignore" });
+    try {
+      assert.ok(child.pid);
+      const pid = child.pid;
+      quota.limit(pid, 0.2);
+      const start = cpuSeconds(pid);
+      const began = Date.now();
+      // Unlimited, 0.3 s of CPU takes 0.3 s; at 0.2 core it takes about 1.5 s.
+      await waitFor(() => cpuSeconds(pid) - start >= 0.3, {
+        timeoutMs: 10_000,
+        what: "0.3 s of CPU",
+      });
+      const wall = (Date.now() - began) / 1000;
+      assert.ok(wall >= 1.2, `0.3 s of CPU in ${wall} s of wall time: not limited`);
+    } finally {
+      child.kill("SIGKILL");
+      await new Promise((resolve) => child.once("exit", resolve));
+      quota.release();
+    }
+  });
+});
