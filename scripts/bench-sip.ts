@@ -602,7 +602,7 @@ function printTracingCost(reports: WorkloadReport[], options: Options): void {
               own === undefined ? "-" : own.toFixed(0),
               ratio(own, baseCost),
               `${ms(m((s) => s.request.p50))}/${ms(m((s) => s.request.p99))}`,
-              cores(m((s) => s.nodeCpu) ?? 0),
+              held.length > 0 ? cores(m((s) => s.nodeCpu) ?? 0) : "-",
             ],
             widths,
           ),
