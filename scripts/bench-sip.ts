@@ -372,7 +372,8 @@ function droppedSpans(stderr: string): number {
 
 /** Whether the output compares tracing configurations (then rows name theirs and count spans). */
 function comparesTracing(options: Options): boolean {
-  return options.tracing.length > 1 || options.tracing[0] !== "off";
+  const profiled = options.profile && options.profileTracing !== "off";
+  return options.tracing.length > 1 || options.tracing[0] !== "off" || profiled;
 }
 
 function tracedHeader(workload: Workload, options: Options): string {
