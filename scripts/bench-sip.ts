@@ -8,6 +8,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { codeState } from "./bench/machine.js";
+import { type OtlpCounts, OtlpSink } from "./bench/otlp-sink.js";
 import { killAllNow, snapshotNode, stopAll } from "./bench/processes.js";
 import { summariseProfile } from "./bench/profile.js";
 import { SIPP } from "./bench/sipp.js";
@@ -42,10 +43,15 @@ highest clean rate: held, no request retransmitted, and a median response under 
   --profile-workload <w> the workload of that step (default: watcher)
   --profile-rate <n>     the rate of that step (default: the highest rate held in the sweeps,
                          else 2000 calls/s or 200 PUBLISH/s)
+  --profile-tracing <t>  the tracing configuration of that step (default: off)
   --retry-noisy          run a step that was not held once more if other processes used over
                          half a core meanwhile (the second result counts)
   --max-load <x>         before each step, wait (up to 10 min) until the 1-min load average is
                          below x: others may share the machine (default: do not wait)
+  --tracing <list>       tracing configurations, each a fresh node at every rate, run one after
+                         another (interleaved) so that the machine's noise falls on all alike:
+                         off, or a sampling ratio (1 = 100%, 0.01 = 1%) with the node exporting
+                         OTLP/HTTP to a counting receiver in this process (default: off)
   --node-flags=<flags>   extra Node.js flags for the node under test (space-separated, after
                          "=" since they start with a dash), for what-if runs, e.g.
                          --node-flags="--max-semi-space-size=32 --import=/path/preload.mjs"
@@ -63,11 +69,32 @@ interface Options {
   profile: boolean;
   profileRate: number | undefined;
   profileWorkload: Workload;
+  profileTracing: Tracing;
   json: string | undefined;
   keep: boolean;
   nodeFlags: string[];
   maxLoad: number | undefined;
   retryNoisy: boolean;
+  /** Tracing configurations: "off", or the ratio of traces sampled. */
+  tracing: Tracing[];
+}
+
+type Tracing = "off" | number;
+
+function parseTracing(text: string): Tracing[] {
+  return text.split(",").map((t) => {
+    const value = t.trim();
+    if (value === "off") return "off";
+    const ratio = Number(value);
+    if (!(ratio > 0 && ratio <= 1)) {
+      throw new Error(`--tracing wants "off" or sampling ratios in (0, 1], got "${value}"`);
+    }
+    return ratio;
+  });
+}
+
+function label(tracing: Tracing): string {
+  return tracing === "off" ? "off" : `${+(tracing * 100).toPrecision(6)}%`;
 }
 
 function numbers(text: string, flag: string): number[] {
@@ -92,10 +119,12 @@ function parseOptions(argv: string[]): Options | undefined {
       profile: { type: "boolean", default: false },
       "profile-rate": { type: "string" },
       "profile-workload": { type: "string" },
+      "profile-tracing": { type: "string" },
       json: { type: "string" },
       "node-flags": { type: "string" },
       "max-load": { type: "string" },
       "retry-noisy": { type: "boolean", default: false },
+      tracing: { type: "string" },
       keep: { type: "boolean", default: false },
       help: { type: "boolean", short: "h", default: false },
     },
@@ -126,6 +155,7 @@ function parseOptions(argv: string[]): Options | undefined {
     keepGoing: values.continue === true,
     profile: values.profile === true,
     profileWorkload: profileWorkload as Workload,
+    profileTracing: parseTracing(values["profile-tracing"] ?? "off")[0] ?? "off",
     profileRate: values["profile-rate"]
       ? numbers(values["profile-rate"], "--profile-rate")[0]
       : undefined,
@@ -134,6 +164,7 @@ function parseOptions(argv: string[]): Options | undefined {
     retryNoisy: values["retry-noisy"] === true,
     maxLoad: values["max-load"] ? numbers(values["max-load"], "--max-load")[0] : undefined,
     nodeFlags: (values["node-flags"] ?? "").split(/\s+/).filter((f) => f.length > 0),
+    tracing: parseTracing(values.tracing ?? "off"),
   };
 }
 
@@ -315,36 +346,110 @@ async function calm(max: number | undefined): Promise<void> {
 /** Other processes' CPU (in cores) above which a step that was not held is run once more. */
 const NOISY = 0.5;
 
+/** One step's figures with the tracing configuration of its node and what that node exported. */
+interface TracedStep extends StepResult {
+  tracing: Tracing;
+  /** What the receiver took from this step's node (sampled configurations only). */
+  otlp?: OtlpCounts & { dropped: number };
+}
+
+/** The node's environment for a configuration: the standard OTEL_* variables, our receiver. */
+function tracingEnv(tracing: Tracing, sink: OtlpSink | undefined): Record<string, string> {
+  if (tracing === "off" || !sink) return {};
+  return {
+    OTEL_EXPORTER_OTLP_ENDPOINT: sink.endpoint,
+    OTEL_TRACES_SAMPLER: "parentbased_traceidratio",
+    OTEL_TRACES_SAMPLER_ARG: String(tracing),
+  };
+}
+
+/** Spans the node's BatchSpanProcessor dropped (queue full), as its warnings on stderr say. */
+function droppedSpans(stderr: string): number {
+  let dropped = 0;
+  for (const m of stderr.matchAll(/Dropped (\d+) spans/g)) dropped += Number(m[1]);
+  return dropped;
+}
+
+/** Whether the output compares tracing configurations (then rows name theirs and count spans). */
+function comparesTracing(options: Options): boolean {
+  const profiled = options.profile && options.profileTracing !== "off";
+  return options.tracing.length > 1 || options.tracing[0] !== "off" || profiled;
+}
+
+function tracedHeader(workload: Workload, options: Options): string {
+  if (!comparesTracing(options)) return header(workload);
+  return `${"trace".padStart(6)} ${header(workload)} ${"spans/call".padStart(10)}`;
+}
+
+function tracedRow(step: TracedStep, options: Options): string {
+  if (!comparesTracing(options)) return row(step);
+  const spans = step.otlp ? (step.otlp.spans / Math.max(1, step.successful)).toFixed(1) : "-";
+  return `${label(step.tracing).padStart(6)} ${row(step)} ${spans.padStart(10)}`;
+}
+
+async function runStep(
+  ctx: BenchContext,
+  workload: Workload,
+  rate: number,
+  tracing: Tracing,
+  sink: OtlpSink | undefined,
+  profileDir?: string,
+): Promise<TracedStep> {
+  const traced = { ...ctx, nodeEnv: tracingEnv(tracing, sink) };
+  const before = sink?.snapshot();
+  const step =
+    workload === "fanout"
+      ? await runFanoutStep(traced, rate, profileDir)
+      : await runCallStep(traced, workload, rate, profileDir);
+  if (tracing === "off" || !sink || !before) return { ...step, tracing };
+  return {
+    ...step,
+    tracing,
+    otlp: { ...sink.since(before), dropped: droppedSpans(step.nodeStderr) },
+  };
+}
+
+/**
+ * One sweep per tracing configuration, interleaved: at each rate every configuration still going
+ * runs one step (a fresh node each), so that others' load on the machine falls on all of them.
+ */
 async function sweep(
   ctx: BenchContext,
   workload: Workload,
   rates: number[],
   options: Options,
-): Promise<StepResult[]> {
-  const steps: StepResult[] = [];
-  const run = async (rate: number): Promise<StepResult> => {
+  sink: OtlpSink | undefined,
+): Promise<TracedStep[][]> {
+  const steps: TracedStep[][] = options.tracing.map(() => []);
+  const going = new Set(options.tracing.keys());
+  const run = async (rate: number, tracing: Tracing): Promise<TracedStep> => {
     await calm(options.maxLoad);
-    const step =
-      workload === "fanout"
-        ? await runFanoutStep(ctx, rate)
-        : await runCallStep(ctx, workload, rate);
-    console.log(row(step));
-    if (!step.held) {
-      const why = diagnosis(step);
-      if (why) console.log(`        ↳ ${why}`);
+    const step = await runStep(ctx, workload, rate, tracing, sink);
+    console.log(tracedRow(step, options));
+    const why = step.held ? "" : diagnosis(step);
+    if (why) console.log(`        ↳ ${why}`);
+    if (step.otlp && step.otlp.spans === 0) {
+      console.log("        ↳ the receiver got no spans from this node: not a tracing measurement");
+    }
+    if (step.otlp && step.otlp.dropped > 0) {
+      console.log(`        ↳ the node dropped ${step.otlp.dropped} spans (export queue full)`);
     }
     return step;
   };
   for (const rate of rates) {
-    let step = await run(rate);
-    if (!step.held && options.retryNoisy && step.otherCpu > NOISY) {
-      console.log(
-        `        (other processes used ${cores(step.otherCpu)} CPU meanwhile: once more)`,
-      );
-      step = await run(rate);
+    for (const [i, tracing] of options.tracing.entries()) {
+      if (!going.has(i)) continue;
+      let step = await run(rate, tracing);
+      if (!step.held && options.retryNoisy && step.otherCpu > NOISY) {
+        console.log(
+          `        (other processes used ${cores(step.otherCpu)} CPU meanwhile: once more)`,
+        );
+        step = await run(rate, tracing);
+      }
+      steps[i]?.push(step);
+      if (!step.held && !options.keepGoing) going.delete(i);
     }
-    steps.push(step);
-    if (!step.held && !options.keepGoing) break;
+    if (going.size === 0) break;
   }
   return steps;
 }
@@ -370,7 +475,8 @@ function highest(steps: readonly StepResult[], ok: (step: StepResult) => boolean
 
 interface WorkloadReport {
   workload: Workload;
-  runs: StepResult[][];
+  tracing: Tracing;
+  runs: TracedStep[][];
   highestHeld: number[];
   /** Clean: held, not one request retransmitted, and a median response under 50 ms. */
   highestClean: number[];
@@ -383,7 +489,10 @@ function printSummary(reports: WorkloadReport[], options: Options): void {
   for (const report of reports) {
     const unit = report.workload === "fanout" ? "PUBLISH/s" : "calls/s";
     const held = median(report.highestHeld) ?? 0;
-    let line = `${report.workload.padEnd(12)} highest rate held: ${held} ${unit}`;
+    const name = comparesTracing(options)
+      ? `${report.workload}, tracing ${label(report.tracing)}`
+      : report.workload;
+    let line = `${name.padEnd(12)} highest rate held: ${held} ${unit}`;
     if (report.workload === "fanout") {
       const best = report.runs
         .flat()
@@ -420,20 +529,107 @@ function printSummary(reports: WorkloadReport[], options: Options): void {
   }
 }
 
-async function profileStep(ctx: BenchContext, rate: number, options: Options): Promise<StepResult> {
+/** Node CPU per call in µs (per PUBLISH for the fan-out): CPU in cores over calls per second. */
+function cpuPerCall(step: StepResult): number | undefined {
+  return step.achieved > 0 ? (1e6 * step.nodeCpu) / step.achieved : undefined;
+}
+
+function ratio(value: number | undefined, base: number | undefined): string {
+  return value !== undefined && base ? (value / base).toFixed(2) : "-";
+}
+
+/**
+ * The cost of tracing per workload, against the configuration "off": the highest rates held and
+ * clean, and at each rate (held steps only, medians over the sweeps) node CPU per call, p50/p99.
+ */
+function printTracingCost(reports: WorkloadReport[], options: Options): void {
+  for (const workload of options.workloads) {
+    const mine = reports.filter((r) => r.workload === workload);
+    const base = mine.find((r) => r.tracing === "off");
+    if (!base || mine.length < 2) continue;
+    console.log(
+      `\n== Cost of tracing: ${workload} (medians of ${options.repeat}; ÷off = ratio) ==`,
+    );
+    console.log(pad(["trace", "held", "÷off", "clean", "÷off", "spans/call"], [6, 6, 6, 6, 6, 11]));
+    for (const r of mine) {
+      const held = median(r.highestHeld);
+      const clean = median(r.highestClean);
+      const spans = median(
+        r.runs.flat().flatMap((s) => (s.otlp ? [s.otlp.spans / Math.max(1, s.successful)] : [])),
+      );
+      console.log(
+        pad(
+          [
+            label(r.tracing),
+            held ?? 0,
+            ratio(held, median(base.highestHeld)),
+            clean ?? 0,
+            ratio(clean, median(base.highestClean)),
+            spans === undefined ? "-" : spans.toFixed(1),
+          ],
+          [6, 6, 6, 6, 6, 11],
+        ),
+      );
+    }
+    const widths = [7, 6, 6, 11, 6, 15, 6];
+    console.log(
+      pad(["rate", "trace", "held", "CPU µs/call", "÷off", "req p50/p99 ms", "node"], widths),
+    );
+    const rates = [...new Set(mine.flatMap((r) => r.runs.flat().map((s) => s.target)))].sort(
+      (a, b) => a - b,
+    );
+    for (const rate of rates) {
+      const atRate = (r: WorkloadReport) => r.runs.flat().filter((s) => s.target === rate);
+      const cost = (r: WorkloadReport) =>
+        median(
+          atRate(r)
+            .filter((s) => s.held)
+            .flatMap((s) => cpuPerCall(s) ?? []),
+        );
+      const baseCost = cost(base);
+      for (const r of mine) {
+        const at = atRate(r);
+        if (at.length === 0) continue;
+        const held = at.filter((s) => s.held);
+        const m = (f: (s: StepResult) => number | undefined): number | undefined =>
+          median(held.flatMap((s) => f(s) ?? []));
+        const own = cost(r);
+        console.log(
+          pad(
+            [
+              rate,
+              label(r.tracing),
+              `${held.length}/${at.length}`,
+              own === undefined ? "-" : own.toFixed(0),
+              ratio(own, baseCost),
+              `${ms(m((s) => s.request.p50))}/${ms(m((s) => s.request.p99))}`,
+              held.length > 0 ? cores(m((s) => s.nodeCpu) ?? 0) : "-",
+            ],
+            widths,
+          ),
+        );
+      }
+    }
+  }
+}
+
+async function profileStep(
+  ctx: BenchContext,
+  rate: number,
+  options: Options,
+  sink: OtlpSink | undefined,
+): Promise<TracedStep> {
   const workload = options.profileWorkload;
+  const tracing = options.profileTracing;
   const dir = mkdtempSync(join(ctx.scratch, "profile-"));
   const unit = workload === "fanout" ? "PUBLISH/s" : "calls/s";
   console.log(
-    `\n== CPU profile: ${workload} at ${rate} ${unit} for ${ctx.duration} s (node --cpu-prof) ==`,
+    `\n== CPU profile: ${workload} at ${rate} ${unit} for ${ctx.duration} s, tracing ${label(tracing)} (node --cpu-prof) ==`,
   );
-  console.log(header(workload));
+  console.log(tracedHeader(workload, options));
   await calm(options.maxLoad);
-  const step =
-    workload === "fanout"
-      ? await runFanoutStep(ctx, rate, dir)
-      : await runCallStep(ctx, workload, rate, dir);
-  console.log(row(step));
+  const step = await runStep(ctx, workload, rate, tracing, sink, dir);
+  console.log(tracedRow(step, options));
   if (!step.profile) {
     console.log("  the node wrote no .cpuprofile (did it exit cleanly?)");
     return step;
@@ -487,6 +683,7 @@ async function main(): Promise<number> {
     scratch,
     duration: options.duration,
     nodeFlags: options.nodeFlags,
+    nodeEnv: {},
   };
 
   let interrupted = false;
@@ -510,6 +707,18 @@ async function main(): Promise<number> {
   console.log(`node under test: ${code}, dist/ as built when this run began`);
   console.log(`load average at start: ${load()}`);
   if (options.nodeFlags.length > 0) console.log(`node flags: ${options.nodeFlags.join(" ")}`);
+  const sampled = [...options.tracing, options.profile ? options.profileTracing : "off"].some(
+    (t) => t !== "off",
+  );
+  const sink = sampled ? await OtlpSink.open() : undefined;
+  if (comparesTracing(options)) {
+    console.log(
+      `tracing: ${options.tracing.map(label).join(", ")}, interleaved at each rate; a sampled node ` +
+        `exports OTLP/HTTP protobuf to ${sink?.endpoint ?? "-"} (a receiver in this process that ` +
+        "counts), OTEL_TRACES_SAMPLER=parentbased_traceidratio; spans/call = spans received ÷ " +
+        "successful calls (fan-out: ÷ PUBLISHes, the 1,000 SUBSCRIBEs of the setup included)",
+    );
+  }
   console.log(
     `steps of ${options.duration} s, UDP on 127.0.0.1, a fresh node per step. Columns: calls/s = ` +
       "successful calls over the span of their starts; req = first request→200, call = whole call " +
@@ -525,28 +734,42 @@ async function main(): Promise<number> {
   try {
     for (const workload of options.workloads) {
       const rates = workload === "fanout" ? options.fanoutRates : options.rates;
-      const report: WorkloadReport = { workload, runs: [], highestHeld: [], highestClean: [] };
+      const mine: WorkloadReport[] = options.tracing.map((tracing) => ({
+        workload,
+        tracing,
+        runs: [],
+        highestHeld: [],
+        highestClean: [],
+      }));
       for (let run = 1; run <= options.repeat; run++) {
         console.log(
           `\n== ${DESCRIPTIONS[workload]}${options.repeat > 1 ? ` — sweep ${run}/${options.repeat}` : ""} ==`,
         );
-        console.log(header(workload));
-        const steps = await sweep(ctx, workload, rates, options);
-        report.runs.push(steps);
-        report.highestHeld.push(highest(steps, (s) => s.held));
-        report.highestClean.push(highest(steps, clean));
+        console.log(tracedHeader(workload, options));
+        const swept = await sweep(ctx, workload, rates, options, sink);
+        for (const [i, steps] of swept.entries()) {
+          const report = mine[i];
+          if (!report) continue;
+          report.runs.push(steps);
+          report.highestHeld.push(highest(steps, (s) => s.held));
+          report.highestClean.push(highest(steps, clean));
+        }
       }
-      reports.push(report);
+      reports.push(...mine);
     }
     printSummary(reports, options);
+    printTracingCost(reports, options);
     if (options.profile) {
-      const swept = reports.find((r) => r.workload === options.profileWorkload);
+      const swept = reports.find(
+        (r) => r.workload === options.profileWorkload && r.tracing === options.profileTracing,
+      );
       const fallback = options.profileWorkload === "fanout" ? 200 : 2000;
       const rate = options.profileRate ?? (swept ? median(swept.highestHeld) : undefined) ?? 0;
-      profiled = await profileStep(ctx, rate || fallback, options);
+      profiled = await profileStep(ctx, rate || fallback, options, sink);
     }
   } finally {
     await stopAll(3_000);
+    await sink?.close();
     if (!options.keep) rmSync(scratch, { recursive: true, force: true });
     else console.log(`\nscratch directory kept: ${scratch}`);
   }

@@ -84,7 +84,17 @@ export interface NodeLaunch {
   nodeFlags: readonly string[];
   /** Extra node CLI options after `node`. */
   options: readonly string[];
+  /** Variables added to the node's environment (the benchmark's own OTEL_* are never passed on). */
+  env?: Readonly<Record<string, string>>;
   startTimeoutMs: number;
+}
+
+/** This process's environment without OTEL_*: whether the node traces is the benchmark's choice. */
+function nodeEnv(extra: Readonly<Record<string, string>> = {}): NodeJS.ProcessEnv {
+  const env = Object.fromEntries(
+    Object.entries(process.env).filter(([name]) => !name.startsWith("OTEL_")),
+  );
+  return { ...env, ...extra };
 }
 
 const stderrCap = 64 * 1024;
@@ -111,7 +121,7 @@ export function startNode(launch: NodeLaunch): Promise<NodeProcess> {
         "warn",
         ...launch.options,
       ],
-      { stdio: ["ignore", "pipe", "pipe"] },
+      { stdio: ["ignore", "pipe", "pipe"], env: nodeEnv(launch.env) },
     ),
   );
   let out = "";

@@ -33,6 +33,8 @@ export interface BenchContext {
   duration: number;
   /** Extra flags for the node's Node.js process (what-if runs: GC sizes, a preload). */
   nodeFlags: readonly string[];
+  /** Extra environment of the node (the OTEL_* variables of a traced configuration). */
+  nodeEnv: Readonly<Record<string, string>>;
 }
 
 export interface FanoutFigures {
@@ -114,6 +116,7 @@ async function launch(ctx: BenchContext, options: string[], profileDir?: string)
       ...(profileDir ? ["--cpu-prof", "--cpu-prof-dir", profileDir] : []),
     ],
     options,
+    env: ctx.nodeEnv,
     startTimeoutMs: 15_000,
   });
 }
