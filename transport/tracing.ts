@@ -8,6 +8,7 @@ import {
   type Span,
   SpanKind,
   SpanStatusCode,
+  TraceFlags,
   type Tracer,
   trace,
 } from "@opentelemetry/api";
@@ -31,11 +32,18 @@ export function tracingEnabled(): boolean {
   return tracer !== undefined;
 }
 
-/** The active context if its span is still open; mail from a timer an old message set is not traced. */
+/**
+ * The active context if its span is still open, or was sampled out (then what it causes stays
+ * sampled out with it instead of starting traces of its own). An ended span's context is not
+ * live: mail from a timer an old message set is not traced.
+ */
 function liveContext(): Context | undefined {
   const active = context.active();
   const span = trace.getSpan(active);
-  return span?.isRecording() ? active : undefined;
+  if (!span) return undefined;
+  if (span.isRecording()) return active;
+  const sampled = (span.spanContext().traceFlags & TraceFlags.SAMPLED) !== 0;
+  return sampled ? undefined : active;
 }
 
 function start(

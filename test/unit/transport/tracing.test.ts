@@ -4,8 +4,10 @@
 import assert from "node:assert/strict";
 import { after, describe, it } from "node:test";
 import {
+  AlwaysOffSampler,
   InMemorySpanExporter,
   NodeTracerProvider,
+  ParentBasedSampler,
   type ReadableSpan,
   SimpleSpanProcessor,
 } from "@opentelemetry/sdk-trace-node";
@@ -207,6 +209,32 @@ describe("tracing - log lines", () => {
       assert.equal("trace_id" in (lines[1] ?? {}), false);
     } finally {
       disableTracing();
+    }
+  });
+
+  it("tracing - mail sent inside a sampled-out span carries its unsampled traceparent: no trace of its own", async () => {
+    const unsampled = new InMemorySpanExporter();
+    const sampler = new ParentBasedSampler({ root: new AlwaysOffSampler() });
+    const quiet = new NodeTracerProvider({
+      sampler,
+      spanProcessors: [new SimpleSpanProcessor(unsampled)],
+    });
+    provider.register();
+    enableTracing(quiet.getTracer("test"));
+    try {
+      const { a } = routers();
+      const box = sink(a);
+      inSpan(
+        "sampled out",
+        () => ({}),
+        () => a.send(a.address("sink", "one"), "x"),
+      );
+      const traceparent = box.got[0]?.traceparent;
+      assert.match(traceparent ?? "", /^00-[0-9a-f]{32}-[0-9a-f]{16}-00$/);
+      assert.equal(unsampled.getFinishedSpans().length, 0);
+    } finally {
+      disableTracing();
+      await quiet.shutdown();
     }
   });
 });
