@@ -98,8 +98,14 @@ export function paperFlags(command: Command): Command {
       number("--update-rate", 0.001, 100),
     ],
     [
+      "--state-kb <n>",
+      "PIDF size of each resource's state in figs. 6, 7 (the paper sizes only notifications)",
+      "1",
+      number("--state-kb", 1, 60),
+    ],
+    [
       "--pidf-kb <list>",
-      "PIDF size of figs. 6-8, then of fig. 9 (KB)",
+      "PIDF size of the notifications of fig. 8, then of fig. 9 (KB)",
       "25,50",
       list("--pidf-kb", 1),
     ],
@@ -154,6 +160,7 @@ export function paperOptions(
   const subscribeIntervalMs = 1000 / (raw.subscribeRate as number);
   const updateIntervalMs = 1000 / pick("updateRate", Number(QUICK.updateRate));
   const [kb8 = 25, kb9 = kb8] = raw.pidfKb as number[];
+  const stateKb = raw.stateKb as number;
   const resources = raw.resources as number;
   const resources7 = raw.resourcesFig7 as number;
   const all: Figure[] = [
@@ -162,7 +169,7 @@ export function paperOptions(
       title: "subscription processing time",
       measure: "subscription",
       resources,
-      pidfBytes: kb8 * 1024,
+      pidfBytes: stateKb * 1024,
       updateIntervalMs: undefined,
       paper: PAPER[6],
     },
@@ -171,7 +178,7 @@ export function paperOptions(
       title: "subscription processing time",
       measure: "subscription",
       resources: resources7,
-      pidfBytes: kb8 * 1024,
+      pidfBytes: stateKb * 1024,
       updateIntervalMs: undefined,
       paper: PAPER[7],
     },

@@ -186,8 +186,11 @@ async function runTopology(
     options: [
       "--max-load",
       String(options.maxLoad),
-      // The experiment only grows: no server goes back to the pool within it.
+      // The experiment only grows: no server goes back to the pool within it, so no cooldown
+      // against oscillation is needed between two promotions either.
       "--min-load",
+      "0",
+      "--scale-cooldown",
       "0",
     ],
     readyTimeoutMs: 60_000,
