@@ -227,6 +227,7 @@ export class LoadGenerator {
         const start = Math.random() * interval;
         setTimeout(() => {
           if (this.closed) return;
+          this.update(user, resource);
           resource.timer = setInterval(() => this.update(user, resource), interval);
         }, start).unref();
       }
