@@ -180,7 +180,7 @@ export async function clusterView(node: NodeProcess): Promise<Record<string, unk
 const userHz = 100;
 
 /** CPU seconds (user + system) a process has used so far; undefined once it is gone. */
-function cpuSeconds(pid: number): number | undefined {
+export function cpuSeconds(pid: number): number | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
     // Fields after the command name, which may itself hold spaces and parentheses.

@@ -3,17 +3,10 @@
 
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
 import { describe, it } from "node:test";
 import { cpuQuota } from "../../scripts/bench/paper/cpu-quota.js";
+import { cpuSeconds } from "../../scripts/bench/processes.js";
 import { waitFor } from "./harness.js";
-
-/** CPU seconds (user + system) of a process from /proc/<pid>/stat. */
-function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(fields[11]) + Number(fields[12])) / 100;
-}
 
 describe("cpu quota", () => {
   it("cpu quota - a spinning process limited to 0.2 core takes at least 4× the wall time of its CPU", async (t) => {
@@ -28,10 +21,10 @@ describe("cpu quota", () => {
       assert.ok(child.pid);
       const pid = child.pid;
       quota.limit(pid, 0.2);
-      const start = cpuSeconds(pid);
+      const start = cpuSeconds(pid) ?? 0;
       const began = Date.now();
       // Unlimited, 0.3 s of CPU takes 0.3 s; at 0.2 core it takes about 1.5 s.
-      await waitFor(() => cpuSeconds(pid) - start >= 0.3, {
+      await waitFor(() => (cpuSeconds(pid) ?? 0) - start >= 0.3, {
         timeoutMs: 10_000,
         what: "0.3 s of CPU",
       });

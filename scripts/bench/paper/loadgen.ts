@@ -105,8 +105,13 @@ function peerOf(uri: string | undefined): { peer: Peer; uri: string } | undefine
   return { peer: { transport, address: parsed.host, port: parsed.port ?? 5060 }, uri };
 }
 
+/** A resource's URI addressed to the node at `peer` (`sip:r1x0@host:port`). */
+function uriAt(uri: string, peer: Peer): string {
+  return uri.replace(`@${HOST}`, `@${peer.address}:${peer.port}`);
+}
+
 /** The time a marker carries, if the body has one. Reads only the bytes after the marker. */
-export function markerOf(body: Buffer): string | undefined {
+function markerOf(body: Buffer): string | undefined {
   const at = body.indexOf(MARKER_BYTES);
   if (at < 0) return undefined;
   const end = body.indexOf(60 /* < */, at);
@@ -279,7 +284,7 @@ export class LoadGenerator {
     const request: SipRequest = {
       kind: "request",
       method: "PUBLISH",
-      uri: resource.uri.replace(`@${HOST}`, `@${target.address}:${target.port}`),
+      uri: uriAt(resource.uri, target),
       version: "2.0",
       headers: {
         via: [],
@@ -348,7 +353,7 @@ export class LoadGenerator {
     this.byCallId.set(sub.callId, sub);
     this.outcome.subscribeSent.push(sub.sentAt);
     let target: Peer = this.spec.primary;
-    let uri = resource.uri.replace(`@${HOST}`, `@${target.address}:${target.port}`);
+    let uri = uriAt(resource.uri, target);
     for (let hop = 0; hop <= MAX_REDIRECTS; hop++) {
       const response = await this.endpoint.request(
         this.subscribeRequest(sub, uri, this.spec.expires),

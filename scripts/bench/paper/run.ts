@@ -4,6 +4,7 @@
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
+import { setTimeout as delay } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import type { SupervisorView } from "../../../actors/supervisor/supervisor.js";
 import type { Figure, PaperOptions } from "../../../bootstrap/bench-paper.js";
@@ -32,8 +33,6 @@ const SETTLE_TIMEOUT_MS = 30_000;
 const GRACE_MS = 5_000;
 /** How long the primary's admin port may take to answer at the end of a point. */
 const VIEW_TIMEOUT_MS = 10_000;
-
-const delay = (ms: number): Promise<void> => new Promise((done) => setTimeout(done, ms));
 
 function members(mode: Mode, pool: number): MemberSpec[] {
   const primary: MemberSpec = { id: "primary", role: "primary" };
