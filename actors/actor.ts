@@ -134,6 +134,7 @@ export function spawnActor<S, M>(
       const next = tracingEnabled()
         ? await consume(
             envelope.traceparent,
+            envelope.trace,
             receiveName,
             () => ({
               ...router.spanAttributes(),

@@ -48,6 +48,8 @@ export interface NodeConfig {
   maxMailbox: number;
   maxQueuedNotifies: number;
   logLevel: LogLevel;
+  /** Which actor mail gets a PRODUCER/CONSUMER span pair when tracing is on. */
+  traceMail: "remote" | "all";
   // Presence sources (actors/sources): which run, their options, their supervision.
   sources: SourceSpec[];
   sourceOptions: SourceOption[];
@@ -162,6 +164,11 @@ function decimal(min: number, max: number) {
 function logLevel(raw: string): LogLevel {
   if (isLogLevel(raw)) return raw;
   throw new ConfigError(`expected debug, info, warn or error, got "${raw}"`);
+}
+
+function traceMail(raw: string): "remote" | "all" {
+  if (raw === "remote" || raw === "all") return raw;
+  throw new ConfigError(`expected remote or all, got "${raw}"`);
 }
 
 // ---- presence sources ----
@@ -444,6 +451,15 @@ export const SETTINGS = [
     default: "info",
     parse: logLevel,
     description: "debug | info | warn | error (JSON lines on stderr)",
+  },
+  {
+    key: "traceMail",
+    flag: "--trace-mail",
+    arg: "<which>",
+    default: "remote",
+    parse: traceMail,
+    description:
+      "actor mail traced with a PRODUCER/CONSUMER span pair: remote (between nodes; local mail continues its sender's span) or all",
   },
   // ---- presence sources ----
   {

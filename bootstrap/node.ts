@@ -111,6 +111,7 @@ export async function startNode(
     askTimeoutMs: config.askTimeoutMs,
     mailLatency: (ms) => metrics.mailLatency(ms),
     spanAttributes: () => ({ "presence.node.id": config.id, "presence.node.role": role }),
+    traceLocalMail: config.traceMail === "all",
   });
   const stats = newNodeStats();
   const watchers = new WatcherTally();

@@ -1,6 +1,8 @@
 // transport: the one envelope every piece of actor mail travels in, locally and between nodes.
 // Owns actor addresses, reply targets and the wire codec (JSON with byte arrays as base64).
 
+import type { LocalTrace } from "./tracing.js";
+
 /** A location-transparent actor address: the node it lives on, its kind, and its id within the kind. */
 export interface Address {
   node: string;
@@ -24,6 +26,8 @@ export interface Envelope<M = unknown> {
   replyTo?: ReplyTo;
   /** W3C trace context of the sending span. */
   traceparent?: string;
+  /** The sender's trace context as is, for mail that stays in its process (never encoded). */
+  trace?: LocalTrace;
   /** ms epoch when the mail was sent (mail latency). */
   sentAt: number;
   /** How often the mail was forwarded to another node (a home that moved); bounded against loops. */
@@ -78,7 +82,8 @@ function reviver(_key: string, value: unknown): unknown {
 }
 
 export function encodeEnvelope(envelope: Envelope): Uint8Array {
-  return Buffer.from(JSON.stringify(envelope, replacer), "utf8");
+  const { trace: _local, ...wire } = envelope;
+  return Buffer.from(JSON.stringify(wire, replacer), "utf8");
 }
 
 /** Decodes wire bytes; throws on anything that is not an envelope (the caller counts and drops it). */

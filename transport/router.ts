@@ -13,7 +13,13 @@ import {
   type ReplyTo,
 } from "./envelope.js";
 import { errorFromWire, MailError, toWireError } from "./errors.js";
-import { produce, type SpanAttributes, tracingEnabled } from "./tracing.js";
+import {
+  currentTrace,
+  produce,
+  type SpanAttributes,
+  traceparentOf,
+  tracingEnabled,
+} from "./tracing.js";
 import type { ActorTransport } from "./transport.js";
 
 /** Something mail can be handed to on this node (an actor's mailbox). */
@@ -56,11 +62,12 @@ export interface RouterOptions {
   mailLatency?: (ms: number) => void;
   /** Attributes of every span of this node (its id and current role). */
   spanAttributes?: () => SpanAttributes;
+  /** A PRODUCER/CONSUMER span pair for mail within the node too (default: only between nodes). */
+  traceLocalMail?: boolean;
 }
 
 export interface SendOptions {
   replyTo?: ReplyTo;
-  traceparent?: string;
   /** Deliver at `to.node` even if that node places the actor elsewhere. */
   pinned?: boolean;
   /** Names the mail's PRODUCER span and starts a trace for it even outside one (CCMP messages). */
@@ -87,6 +94,7 @@ export class Router {
   private readonly askTimeoutMs: number;
   /** Attributes of every span of this node: mail hops here, actors' spans through their context. */
   readonly spanAttributes: () => SpanAttributes;
+  private readonly traceLocalMail: boolean;
   private readonly bound = new Map<string, LocalTarget>();
   private readonly factories = new Map<string, ActorFactory>();
   private readonly placements = new Map<string, Placement>();
@@ -107,6 +115,7 @@ export class Router {
     this.askTimeoutMs = options.askTimeoutMs;
     this.spanAttributes =
       options.spanAttributes ?? (() => ({ "presence.node.id": options.nodeId }));
+    this.traceLocalMail = options.traceLocalMail ?? false;
     const latency = options.mailLatency;
     this.transport.onReceive((envelope) => {
       this.counters.remoteReceived += 1;
@@ -158,29 +167,41 @@ export class Router {
   redirect(envelope: Envelope, to: Address): void {
     const hops = (envelope.hops ?? 0) + 1;
     this.counters.forwarded += 1;
-    this.transmit({ ...envelope, to, hops });
+    const { trace: local, ...rest } = envelope;
+    const onward: Envelope = { ...rest, to, hops };
+    if (local && to.node === this.nodeId) onward.trace = local;
+    else if (local) {
+      // Local mail sent on to another node takes its sender's context along as a traceparent.
+      const traceparent = traceparentOf(local);
+      if (traceparent) onward.traceparent = traceparent;
+    }
+    this.transmit(onward);
   }
 
   /**
    * Fire-and-forget mail. Never throws: undeliverable mail is logged, counted and dropped. Inside
-   * a trace the mail gets a PRODUCER span whose context rides in the envelope's traceparent.
+   * a trace, mail to another node (and mail with a span of its own, or all mail with
+   * `traceLocalMail`) gets a PRODUCER span whose context rides in the envelope's traceparent;
+   * other local mail carries the sender's context itself and its mailbox continues it.
    */
   send(to: Address, body: unknown, options: SendOptions = {}): void {
     const id = nextId();
-    const producer =
-      tracingEnabled() && options.traceparent === undefined && to.kind !== REPLY_KIND
-        ? produce(
-            () => options.span?.name ?? `send ${to.kind}`,
-            () => ({
-              ...this.spanAttributes(),
-              "presence.mail.to": formatAddress(to),
-              "messaging.message.id": id,
-              ...options.span?.attributes,
-            }),
-            options.span !== undefined,
-          )
-        : undefined;
-    const traceparent = producer?.traceparent ?? options.traceparent;
+    const traced = tracingEnabled() && to.kind !== REPLY_KIND;
+    const spanned =
+      traced && (to.node !== this.nodeId || options.span !== undefined || this.traceLocalMail);
+    const producer = spanned
+      ? produce(
+          () => options.span?.name ?? `send ${to.kind}`,
+          () => ({
+            ...this.spanAttributes(),
+            "presence.mail.to": formatAddress(to),
+            "messaging.message.id": id,
+            ...options.span?.attributes,
+          }),
+          options.span !== undefined,
+        )
+      : undefined;
+    const local = traced && !spanned ? currentTrace() : undefined;
     const envelope: Envelope = {
       id,
       from: this.nodeId,
@@ -188,7 +209,8 @@ export class Router {
       body,
       sentAt: Date.now(),
       ...(options.replyTo ? { replyTo: options.replyTo } : {}),
-      ...(traceparent ? { traceparent } : {}),
+      ...(producer ? { traceparent: producer.traceparent } : {}),
+      ...(local ? { trace: local } : {}),
       ...(options.pinned ? { pinned: true } : {}),
     };
     this.transmit(envelope);

@@ -1,9 +1,10 @@
-// transport: the one wrapper around the OpenTelemetry API — spans for mail hops, SIP transactions and
-// actor work, trace context carried as a W3C traceparent. Costs one flag test while tracing is off.
+// transport: the one wrapper around the OpenTelemetry API — spans for mail between nodes, SIP transactions
+// and actor work; trace context carried as a W3C traceparent, or as is by local mail. One flag test while off.
 
 import {
   type Context,
   context,
+  createContextKey,
   ROOT_CONTEXT,
   type Span,
   SpanKind,
@@ -32,10 +33,18 @@ export function tracingEnabled(): boolean {
   return tracer !== undefined;
 }
 
+/** Marks a context that continues a sender's trace in a local mailbox: open while the mail is handled. */
+const CONTINUATION = createContextKey("presence-cluster continuation");
+
+interface Continuation {
+  open: boolean;
+}
+
 /**
  * The active context if its span is still open, or was sampled out (then what it causes stays
- * sampled out with it instead of starting traces of its own). An ended span's context is not
- * live: mail from a timer an old message set is not traced.
+ * sampled out with it instead of starting traces of its own), or is the sender's span of local
+ * mail still being handled. An ended span's context is otherwise not live: mail from a timer an
+ * old message set is not traced.
  */
 function liveContext(): Context | undefined {
   const active = context.active();
@@ -43,7 +52,26 @@ function liveContext(): Context | undefined {
   if (!span) return undefined;
   if (span.isRecording()) return active;
   const sampled = (span.spanContext().traceFlags & TraceFlags.SAMPLED) !== 0;
-  return sampled ? undefined : active;
+  if (!sampled) return active;
+  return (active.getValue(CONTINUATION) as Continuation | undefined)?.open ? active : undefined;
+}
+
+/** The trace context a piece of local mail continues in its mailbox (opaque outside this module). */
+declare const localTraceBrand: unique symbol;
+export interface LocalTrace {
+  readonly [localTraceBrand]: true;
+}
+
+/** The live trace context of the caller, for mail that stays in this process. */
+export function currentTrace(): LocalTrace | undefined {
+  if (!tracer) return undefined;
+  return liveContext() as LocalTrace | undefined;
+}
+
+/** The traceparent of a local trace context, for local mail that is sent on to another node. */
+export function traceparentOf(local: LocalTrace): string | undefined {
+  const span = trace.getSpan(local as unknown as Context);
+  return span ? formatTraceparent(span) : undefined;
 }
 
 function start(
@@ -76,13 +104,14 @@ function parentOf(traceparent: string): Context | undefined {
   });
 }
 
-/** The trace and span ids of the open span of the current context (for log lines), if any. */
+/** The trace and span ids of the live, sampled span of the current context (for log lines), if any. */
 export function activeSpanIds(): { traceId: string; spanId: string } | undefined {
   if (!tracer) return undefined;
-  const span = trace.getSpan(context.active());
-  if (!span?.isRecording()) return undefined;
-  const { traceId, spanId } = span.spanContext();
-  return { traceId, spanId };
+  const live = liveContext();
+  const span = live && trace.getSpan(live);
+  if (!span) return undefined;
+  const { traceId, spanId, traceFlags } = span.spanContext();
+  return (traceFlags & TraceFlags.SAMPLED) !== 0 ? { traceId, spanId } : undefined;
 }
 
 export interface ProducerSpan {
@@ -119,16 +148,30 @@ function finish(span: Span, error?: unknown): void {
 }
 
 /**
- * Runs the handling of one piece of mail inside a CONSUMER span whose parent is the sender's
- * traceparent; its context is active for everything `work` does, awaits included.
+ * Runs the handling of one piece of mail in its sender's trace. Mail from another node (or local
+ * mail with a span of its own) gets a CONSUMER span whose parent is the sender's traceparent;
+ * other local mail continues the sender's context without a span. Either context is active for
+ * everything `work` does, awaits included.
  */
 export async function consume<T>(
   traceparent: string | undefined,
+  local: LocalTrace | undefined,
   name: string,
   attributes: () => SpanAttributes,
   work: () => T | Promise<T>,
 ): Promise<T> {
   if (!tracer) return work();
+  if (local) {
+    const continuation: Continuation = { open: true };
+    try {
+      return await context.with(
+        (local as unknown as Context).setValue(CONTINUATION, continuation),
+        work,
+      );
+    } finally {
+      continuation.open = false;
+    }
+  }
   const parent = traceparent !== undefined ? parentOf(traceparent) : undefined;
   // Whatever context nact's mailbox happens to run in is not this mail's.
   if (!parent) return context.with(ROOT_CONTEXT, work);

@@ -10,6 +10,7 @@ import { decodeEnvelope, type Envelope, encodeEnvelope } from "../../../transpor
 import { MailError } from "../../../transport/errors.js";
 import { LoopbackHub } from "../../../transport/loopback.js";
 import { Router } from "../../../transport/router.js";
+import type { LocalTrace } from "../../../transport/tracing.js";
 
 type Echo = { type: "echo"; text: string } | { type: "boom" } | { type: "count" };
 
@@ -186,6 +187,20 @@ describe("envelope - wire codec", () => {
     assert.deepEqual(back, envelope);
     const body = back.body as { body: Buffer };
     assert.equal(body.body.toString("utf8"), "회의 중");
+  });
+
+  it("envelope - a local trace context is never encoded", () => {
+    const envelope: Envelope = {
+      id: "x.2",
+      from: "a",
+      to: { node: "b", kind: "presence", id: "p" },
+      body: "x",
+      trace: {} as LocalTrace,
+      sentAt: 1,
+    };
+    const back = decodeEnvelope(encodeEnvelope(envelope));
+    assert.equal("trace" in back, false);
+    assert.equal(back.id, "x.2");
   });
 
   it("envelope - rejects bytes that are not an envelope", () => {

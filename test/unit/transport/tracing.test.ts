@@ -1,5 +1,5 @@
-// test/unit: the tracing wrapper — mail hops as PRODUCER/CONSUMER spans linked by the envelope's
-// traceparent, context re-activated inside the mailbox, nothing at all while tracing is off.
+// test/unit: the tracing wrapper — mail between nodes as PRODUCER/CONSUMER spans linked by the envelope's
+// traceparent, local mail continuing its sender's span, nothing at all while tracing is off.
 
 import assert from "node:assert/strict";
 import { after, describe, it } from "node:test";
@@ -26,10 +26,16 @@ import {
   tracingEnabled,
 } from "../../../transport/tracing.js";
 
-function routers() {
+function routers(traceLocalMail = false) {
   const hub = new LoopbackHub();
   const make = (nodeId: string) =>
-    new Router({ nodeId, transport: hub.connect(nodeId), log: silentLogger, askTimeoutMs: 500 });
+    new Router({
+      nodeId,
+      transport: hub.connect(nodeId),
+      log: silentLogger,
+      askTimeoutMs: 500,
+      traceLocalMail,
+    });
   return { a: make("a"), b: make("b") };
 }
 
@@ -162,6 +168,133 @@ describe("tracing - mail hops", () => {
     }
   });
 
+  it("tracing - local mail has no span pair: the actor continues the sender's span, even one already ended; its later timers do not", async () => {
+    provider.register();
+    enableTracing(provider.getTracer("test"));
+    exporter.reset();
+    try {
+      const { a, b } = routers();
+      const box = sink(b);
+      const system = start();
+      let later: Promise<ReturnType<typeof activeSpanIds>> | undefined;
+      let inside: ReturnType<typeof activeSpanIds>;
+      spawnActor<number, string>(
+        system,
+        a,
+        a.address("relay", "r1"),
+        {
+          async receive(state, message, ctx) {
+            await new Promise<void>((resolve) => setImmediate(resolve));
+            inside = activeSpanIds();
+            ctx.span("relay decision", {}, () => {
+              a.send(b.address("sink", "one"), `${message} relayed`);
+            });
+            later = new Promise((resolve) => setTimeout(() => resolve(activeSpanIds()), 5));
+            return state + 1;
+          },
+        },
+        0,
+        { maxMailbox: 10, log: silentLogger },
+      );
+      const arrived = box.next();
+      inSpan(
+        "root",
+        () => ({}),
+        () => a.send(a.address("relay", "r1"), "hello"),
+      );
+      const envelope = await arrived;
+      stop(system);
+      const spans = exporter.getFinishedSpans();
+      assert.deepEqual(spans.map((span) => span.name).sort(), [
+        "relay decision",
+        "root",
+        "send sink",
+      ]);
+      const root = byName(spans, "root");
+      const decision = byName(spans, "relay decision");
+      const onward = byName(spans, "send sink");
+      assert.ok(root.ended, "the sender's span ended before its mail was handled");
+      assert.deepEqual(inside, {
+        traceId: root.spanContext().traceId,
+        spanId: root.spanContext().spanId,
+      });
+      assert.equal(decision.parentSpanContext?.spanId, root.spanContext().spanId);
+      assert.equal(onward.parentSpanContext?.spanId, decision.spanContext().spanId);
+      assert.equal(envelope.traceparent?.split("-")[2], onward.spanContext().spanId);
+      assert.equal(envelope.trace, undefined, "a local context never crosses nodes");
+      assert.equal(await later, undefined, "a timer firing after the mail was handled");
+    } finally {
+      disableTracing();
+    }
+  });
+
+  it("tracing - with traceLocalMail, local mail gets its PRODUCER/CONSUMER pair too", async () => {
+    provider.register();
+    enableTracing(provider.getTracer("test"));
+    exporter.reset();
+    try {
+      const { a } = routers(true);
+      const system = start();
+      const handled = new Promise<void>((resolve) => {
+        spawnActor<number, string>(
+          system,
+          a,
+          a.address("relay", "r1"),
+          {
+            receive(state) {
+              resolve();
+              return state + 1;
+            },
+          },
+          0,
+          { maxMailbox: 10, log: silentLogger },
+        );
+      });
+      inSpan(
+        "root",
+        () => ({}),
+        () => a.send(a.address("relay", "r1"), "hello"),
+      );
+      await handled;
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      stop(system);
+      const spans = exporter.getFinishedSpans();
+      const send = byName(spans, "send relay");
+      const receive = byName(spans, "receive relay");
+      assert.equal(send.parentSpanContext?.spanId, byName(spans, "root").spanContext().spanId);
+      assert.equal(receive.parentSpanContext?.spanId, send.spanContext().spanId);
+    } finally {
+      disableTracing();
+    }
+  });
+
+  it("tracing - local mail sent on to another node takes its sender's span along as traceparent", async () => {
+    enableTracing(provider.getTracer("test"));
+    exporter.reset();
+    try {
+      const { a, b } = routers();
+      const box = sink(b);
+      a.bind(a.address("moved", "m1"), {
+        deliver: (envelope) => a.redirect(envelope, b.address("sink", "one")),
+      });
+      const arrived = box.next();
+      let sender = "";
+      inSpan(
+        "root",
+        () => ({}),
+        () => {
+          sender = activeSpanIds()?.spanId ?? "";
+          a.send(a.address("moved", "m1"), "hello");
+        },
+      );
+      const envelope = await arrived;
+      assert.equal(envelope.traceparent?.split("-")[2], sender);
+      assert.equal(envelope.trace, undefined);
+    } finally {
+      disableTracing();
+    }
+  });
+
   it("tracing - mail outside a trace starts none, unless it asks for a span of its own", () => {
     enableTracing(provider.getTracer("test"));
     try {
@@ -222,14 +355,15 @@ describe("tracing - log lines", () => {
     provider.register();
     enableTracing(quiet.getTracer("test"));
     try {
-      const { a } = routers();
-      const box = sink(a);
+      const { a, b } = routers();
+      const box = sink(b);
+      const arrived = box.next();
       inSpan(
         "sampled out",
         () => ({}),
-        () => a.send(a.address("sink", "one"), "x"),
+        () => a.send(b.address("sink", "one"), "x"),
       );
-      const traceparent = box.got[0]?.traceparent;
+      const traceparent = (await arrived).traceparent;
       assert.match(traceparent ?? "", /^00-[0-9a-f]{32}-[0-9a-f]{16}-00$/);
       assert.equal(unsampled.getFinishedSpans().length, 0);
     } finally {
