@@ -6,7 +6,15 @@ import type { Logger } from "../bootstrap/log.js";
 import { type Address, type Envelope, formatAddress, type ReplyTo } from "../transport/envelope.js";
 import { MailError, toWireError } from "../transport/errors.js";
 import type { LocalTarget, Router } from "../transport/router.js";
-import { consume, inSpan, type SpanAttributes, tracingEnabled } from "../transport/tracing.js";
+import {
+  consume,
+  currentTrace,
+  inSpan,
+  type LocalTrace,
+  resumeTrace,
+  type SpanAttributes,
+  tracingEnabled,
+} from "../transport/tracing.js";
 
 export type { SpanAttributes };
 
@@ -40,6 +48,12 @@ export interface ActorContext {
     attributes: SpanAttributes,
     work: (annotate: (more: SpanAttributes) => void) => T,
   ): T;
+  /**
+   * Runs `work` in the trace of the mail being handled. Trace context follows synchronous calls
+   * only: handling that goes on after an `await` re-enters it this way. (A timer's or an I/O
+   * callback's `tell` is not resumed: what it starts is not the old mail's work.)
+   */
+  resume<T>(work: () => T): T;
 }
 
 export interface Behaviour<S, M> {
@@ -96,7 +110,12 @@ export function spawnActor<S, M>(
     behaviour.stopped?.(state, makeContext(undefined));
   };
 
-  function makeContext(envelope: Envelope | undefined): ActorContext {
+  /** `mail.trace`: the trace context the mail's handling runs in, once it has begun. */
+  function makeContext(
+    envelope: Envelope | undefined,
+    mail: { trace?: LocalTrace | undefined } = {},
+  ): ActorContext {
+    const resume = <T>(work: () => T): T => resumeTrace(mail.trace, work);
     return {
       self: address,
       router,
@@ -120,6 +139,7 @@ export function spawnActor<S, M>(
           () => ({ ...router.spanAttributes(), ...spanAttributes, ...attributes }),
           work,
         ),
+      resume,
     };
   }
 
@@ -129,8 +149,9 @@ export function spawnActor<S, M>(
     async (state: S, envelope: Envelope) => {
       queued -= 1;
       current = envelope;
-      const ctx = makeContext(envelope);
-      // Async context does not survive the mailbox: the mail's own trace context is re-activated.
+      const mail: { trace?: LocalTrace | undefined } = {};
+      const ctx = makeContext(envelope, mail);
+      // Trace context does not survive the mailbox: the mail's own is re-activated.
       const next = tracingEnabled()
         ? await consume(
             envelope.traceparent,
@@ -142,7 +163,10 @@ export function spawnActor<S, M>(
               "messaging.message.id": envelope.id,
               "presence.mail.from": envelope.from,
             }),
-            () => behaviour.receive(state, envelope.body as M, ctx),
+            () => {
+              mail.trace = currentTrace();
+              return behaviour.receive(state, envelope.body as M, ctx);
+            },
           )
         : await behaviour.receive(state, envelope.body as M, ctx);
       current = undefined;

@@ -18,7 +18,8 @@ import type { Address } from "../transport/envelope.js";
 import { MailError } from "../transport/errors.js";
 import type { Router } from "../transport/router.js";
 import type { IncomingRequest } from "../transport/sip-endpoint.js";
-import type { PublishOutcome, ResourceCommand } from "./presence-resource.js";
+import { keepTrace } from "../transport/tracing.js";
+import type { PresenceState, PublishOutcome, ResourceCommand } from "./presence-resource.js";
 import type { WatchHub } from "./server.js";
 import type { PresenceSettings, ResponseSpec, SipPort } from "./services.js";
 import { SUBSCRIBER_KIND, type SubscriberCommand, type SubscriberInit } from "./subscriber.js";
@@ -261,8 +262,9 @@ export class Ingress {
     }
     if (role !== "primary") return this.accept(incoming, presentity, expires, event.id);
     const watcher = presentityOf(request.headers.from.uri) ?? request.headers.from.uri;
+    // The answer comes later: what it leads to (302, Subscriber, NOTIFY) stays in this trace.
     this.deps.place(watcher).then(
-      (answer) => {
+      keepTrace((answer: PlaceAnswer) => {
         if (answer.local) {
           const refusal = this.accept(incoming, presentity, expires, event.id);
           if (refusal) this.reply(incoming, refusal);
@@ -274,12 +276,12 @@ export class Ingress {
         } else {
           this.proxy(incoming, answer.sip).catch((error: unknown) => this.failed(incoming, error));
         }
-      },
-      (error: unknown) => {
+      }),
+      keepTrace((error: unknown) => {
         this.deps.log.warn("supervisor did not place the watcher; serving it here", { error });
         const refusal = this.accept(incoming, presentity, expires, event.id);
         if (refusal) this.reply(incoming, refusal);
-      },
+      }),
     );
     return undefined;
   }
@@ -311,11 +313,11 @@ export class Ingress {
     this.deps.hub.add(presentity, id);
     const tx = this.hold(incoming);
     this.deps.hub.watch(presentity).then(
-      (state) => {
+      keepTrace((state: PresenceState) => {
         const start: SubscriberCommand = { type: "subscribe", tx, expires, state };
         this.deps.router.send(address, start);
-      },
-      (error: unknown) => {
+      }),
+      keepTrace((error: unknown) => {
         this.deps.log.warn("presentity home unreachable; subscription refused", {
           presentity,
           error,
@@ -323,7 +325,7 @@ export class Ingress {
         const stop: SubscriberCommand = { type: "terminate", reason: "noresource" };
         this.deps.router.send(address, stop);
         this.respond(tx, unavailable(error));
-      },
+      }),
     );
     return undefined;
   }

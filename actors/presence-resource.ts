@@ -221,6 +221,83 @@ function presenceState(state: ResourceState): PresenceState {
   return { presentity: state.presentity, version: state.version, body: state.body };
 }
 
+/** Handles one piece of mail at the home, once its state is settled. */
+function handle(
+  state: ResourceState,
+  message: ResourceCommand | MoveResult,
+  ctx: ActorContext,
+  deps: ResourceDeps,
+): ResourceState {
+  switch (message.type) {
+    case "publish": {
+      const now = Date.now();
+      const before = state.store.size;
+      // Lapsed publications go first: their ETags must not be refreshed (412) nor composed.
+      const lapsed = state.store.expire(now).length;
+      const result = state.store.apply(message.request, now);
+      deps.stats.publications += state.store.size - before;
+      if (result.ok) deps.stats.publishesApplied += 1;
+      if (lapsed > 0 || (result.ok && result.changed)) changed(state, deps);
+      schedule(state, ctx);
+      const outcome: PublishOutcome = { ...result, version: state.version };
+      ctx.reply(outcome);
+      break;
+    }
+    case "watch":
+      state.watchers.add(message.node);
+      ctx.reply(presenceState(state));
+      break;
+    case "unwatch":
+      state.watchers.delete(message.node);
+      break;
+    case "rehome": {
+      const alive = new Set(message.alive);
+      for (const node of state.watchers) if (!alive.has(node)) state.watchers.delete(node);
+      if (message.home !== deps.router.nodeId && state.moving === undefined) {
+        handOff(state, message.home, ctx, deps);
+      }
+      break;
+    }
+    case "adopt":
+      adopt(state, message.snapshot, deps);
+      schedule(state, ctx);
+      ctx.reply(null);
+      break;
+    case "snapshot":
+      ctx.reply(snapshotOf(state));
+      break;
+    case "release":
+      if (message.to === deps.router.nodeId) {
+        ctx.reply(null);
+        break;
+      }
+      ctx.reply(snapshotOf(state));
+      becomeForwarder(state, message.to, deps);
+      break;
+    case "moved":
+      if (state.moving !== message.home) break;
+      becomeForwarder(state, message.home, deps);
+      break;
+    case "move-failed":
+      if (state.moving !== message.home) break;
+      state.moving = undefined;
+      ctx.log.warn("presentity could not move home; kept here", {
+        home: message.home,
+        error: message.error,
+      });
+      break;
+    case "expire": {
+      const expired = state.store.expire(Date.now());
+      deps.stats.publications -= expired.length;
+      if (expired.length > 0) changed(state, deps);
+      schedule(state, ctx);
+      break;
+    }
+  }
+  if (state.movedTo !== undefined || idle(state)) ctx.stop();
+  return state;
+}
+
 export function spawnPresenceResource(deps: ResourceDeps, address: Address): ActorHandle {
   const presentity = address.id;
   deps.stats.presentities += 1;
@@ -258,75 +335,10 @@ export function spawnPresenceResource(deps: ResourceDeps, address: Address): Act
           ctx.stop();
           return state;
         }
-        if (!state.settled) await pull(state, ctx, deps);
-        switch (message.type) {
-          case "publish": {
-            const now = Date.now();
-            const before = state.store.size;
-            // Lapsed publications go first: their ETags must not be refreshed (412) nor composed.
-            const lapsed = state.store.expire(now).length;
-            const result = state.store.apply(message.request, now);
-            deps.stats.publications += state.store.size - before;
-            if (result.ok) deps.stats.publishesApplied += 1;
-            if (lapsed > 0 || (result.ok && result.changed)) changed(state, deps);
-            schedule(state, ctx);
-            const outcome: PublishOutcome = { ...result, version: state.version };
-            ctx.reply(outcome);
-            break;
-          }
-          case "watch":
-            state.watchers.add(message.node);
-            ctx.reply(presenceState(state));
-            break;
-          case "unwatch":
-            state.watchers.delete(message.node);
-            break;
-          case "rehome": {
-            const alive = new Set(message.alive);
-            for (const node of state.watchers) if (!alive.has(node)) state.watchers.delete(node);
-            if (message.home !== deps.router.nodeId && state.moving === undefined) {
-              handOff(state, message.home, ctx, deps);
-            }
-            break;
-          }
-          case "adopt":
-            adopt(state, message.snapshot, deps);
-            schedule(state, ctx);
-            ctx.reply(null);
-            break;
-          case "snapshot":
-            ctx.reply(snapshotOf(state));
-            break;
-          case "release":
-            if (message.to === deps.router.nodeId) {
-              ctx.reply(null);
-              break;
-            }
-            ctx.reply(snapshotOf(state));
-            becomeForwarder(state, message.to, deps);
-            break;
-          case "moved":
-            if (state.moving !== message.home) break;
-            becomeForwarder(state, message.home, deps);
-            break;
-          case "move-failed":
-            if (state.moving !== message.home) break;
-            state.moving = undefined;
-            ctx.log.warn("presentity could not move home; kept here", {
-              home: message.home,
-              error: message.error,
-            });
-            break;
-          case "expire": {
-            const expired = state.store.expire(Date.now());
-            deps.stats.publications -= expired.length;
-            if (expired.length > 0) changed(state, deps);
-            schedule(state, ctx);
-            break;
-          }
-        }
-        if (state.movedTo !== undefined || idle(state)) ctx.stop();
-        return state;
+        if (state.settled) return handle(state, message, ctx, deps);
+        await pull(state, ctx, deps);
+        // The await left the mail's trace context behind: its handling goes on in it.
+        return ctx.resume(() => handle(state, message, ctx, deps));
       },
       stopped(state) {
         if (state.timer) clearTimeout(state.timer);

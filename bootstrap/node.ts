@@ -36,6 +36,7 @@ import type { MemberInfo } from "../transport/membership.js";
 import { homeOf } from "../transport/placement.js";
 import { Router } from "../transport/router.js";
 import { SipEndpoint } from "../transport/sip-endpoint.js";
+import { keepTrace } from "../transport/tracing.js";
 import type { ActorTransport } from "../transport/transport.js";
 import { type AdminServer, startAdmin } from "./admin.js";
 import type { HostPort, NodeConfig, Role } from "./config.js";
@@ -194,10 +195,13 @@ export async function startNode(
     config.sipAdvertise ?? { host: config.sip.host, port: endpoint?.port ?? config.sip.port };
   const sip: SipPort = {
     respond: (tx, spec) => ingress.respond(tx, spec),
-    request: async (request, hop) => {
-      if (!endpoint) throw new Error("SIP endpoint not started");
-      const address = await resolveHost(hop.address);
-      return endpoint.request(request, { ...hop, address });
+    request: (request, hop) => {
+      // The host is resolved first: the transaction's span stays in the caller's trace.
+      const send = keepTrace((address: string) => {
+        if (!endpoint) throw new Error("SIP endpoint not started");
+        return endpoint.request(request, { ...hop, address });
+      });
+      return resolveHost(hop.address).then(send);
     },
     contact: (transport) =>
       `sip:${config.id}@${advertised().host}:${advertised().port};transport=${transport}`,

@@ -11,7 +11,7 @@ import {
   resourceFromAttributes,
 } from "@opentelemetry/resources";
 import { BatchSpanProcessor, NodeTracerProvider } from "@opentelemetry/sdk-trace-node";
-import { disableTracing, enableTracing } from "../transport/tracing.js";
+import { disableTracing, enableTracing, tracingContextManager } from "../transport/tracing.js";
 import type { Logger } from "./log.js";
 
 export interface Tracing {
@@ -79,7 +79,7 @@ export function startTracing(instance: string, log: Logger): Tracing {
       .merge(detectResources({ detectors: [envDetector] })),
     spanProcessors: [new BatchSpanProcessor(exporter)],
   });
-  provider.register();
+  provider.register({ contextManager: tracingContextManager() });
   enableTracing(provider.getTracer("presence-cluster"));
   log.info("tracing on: spans exported over OTLP", { protocol });
   return {

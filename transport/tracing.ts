@@ -1,10 +1,10 @@
 // transport: the one wrapper around the OpenTelemetry API — spans for mail between nodes, SIP transactions
-// and actor work; trace context carried as a W3C traceparent, or as is by local mail. One flag test while off.
+// and actor work; context follows calls, rides in local mail or a W3C traceparent. One flag test while off.
 
 import {
   type Context,
+  type ContextManager,
   context,
-  createContextKey,
   ROOT_CONTEXT,
   type Span,
   SpanKind,
@@ -33,27 +33,67 @@ export function tracingEnabled(): boolean {
   return tracer !== undefined;
 }
 
-/** Marks a context that continues a sender's trace in a local mailbox: open while the mail is handled. */
-const CONTINUATION = createContextKey("presence-cluster continuation");
+/**
+ * The context manager of a tracing process: the active context follows synchronous calls only.
+ * The SDK's default (AsyncLocalStorage) follows awaits too, but on Node 20 it hooks every promise
+ * the process makes, and that alone cost a watcher call ~18% (BENCHMARKS.md). Work that goes on
+ * later re-enters its context explicitly: the mailbox (`consume`), callbacks (`keepTrace`) and
+ * actors after an await (`resumeTrace`). Timers and I/O callbacks start with no context at all,
+ * so they never join the trace of whatever set them.
+ */
+class SynchronousContextManager implements ContextManager {
+  #active: Context = ROOT_CONTEXT;
 
-interface Continuation {
-  open: boolean;
+  active(): Context {
+    return this.#active;
+  }
+
+  with<A extends unknown[], F extends (...args: A) => ReturnType<F>>(
+    next: Context,
+    fn: F,
+    thisArg?: ThisParameterType<F>,
+    ...args: A
+  ): ReturnType<F> {
+    const previous = this.#active;
+    this.#active = next;
+    try {
+      return fn.call(thisArg, ...args);
+    } finally {
+      this.#active = previous;
+    }
+  }
+
+  bind<T>(bound: Context, target: T): T {
+    if (typeof target !== "function") return target;
+    const manager = this;
+    return function (this: unknown, ...args: unknown[]) {
+      return manager.with(bound, target as (...a: unknown[]) => unknown, this, ...args);
+    } as T;
+  }
+
+  enable(): this {
+    return this;
+  }
+
+  disable(): this {
+    this.#active = ROOT_CONTEXT;
+    return this;
+  }
+}
+
+/** The context manager to register with the tracer provider (see SynchronousContextManager). */
+export function tracingContextManager(): ContextManager {
+  return new SynchronousContextManager();
 }
 
 /**
- * The active context if its span is still open, or was sampled out (then what it causes stays
- * sampled out with it instead of starting traces of its own), or is the sender's span of local
- * mail still being handled. An ended span's context is otherwise not live: mail from a timer an
- * old message set is not traced.
+ * The active context if it has a span: open, ended (work it caused goes on, e.g. local mail
+ * handled after the sender answered) or sampled out (what it causes stays sampled out with it
+ * instead of starting traces of its own).
  */
 function liveContext(): Context | undefined {
   const active = context.active();
-  const span = trace.getSpan(active);
-  if (!span) return undefined;
-  if (span.isRecording()) return active;
-  const sampled = (span.spanContext().traceFlags & TraceFlags.SAMPLED) !== 0;
-  if (!sampled) return active;
-  return (active.getValue(CONTINUATION) as Continuation | undefined)?.open ? active : undefined;
+  return trace.getSpan(active) ? active : undefined;
 }
 
 /** The trace context a piece of local mail continues in its mailbox (opaque outside this module). */
@@ -66,6 +106,22 @@ export interface LocalTrace {
 export function currentTrace(): LocalTrace | undefined {
   if (!tracer) return undefined;
   return liveContext() as LocalTrace | undefined;
+}
+
+/** Runs `work` in a trace context taken earlier (`currentTrace`), or as it is without one. */
+export function resumeTrace<T>(local: LocalTrace | undefined, work: () => T): T {
+  if (!tracer || !local) return work();
+  return context.with(local as unknown as Context, work);
+}
+
+/**
+ * `fn` bound to the caller's trace context, for a callback that goes on with the caller's work
+ * later (a `.then` that sends mail or a SIP request in the same trace).
+ */
+export function keepTrace<A extends unknown[], R>(fn: (...args: A) => R): (...args: A) => R {
+  if (!tracer) return fn;
+  const live = liveContext();
+  return live ? (...args: A) => context.with(live, fn, undefined, ...args) : fn;
 }
 
 /** The traceparent of a local trace context, for local mail that is sent on to another node. */
@@ -161,17 +217,7 @@ export async function consume<T>(
   work: () => T | Promise<T>,
 ): Promise<T> {
   if (!tracer) return work();
-  if (local) {
-    const continuation: Continuation = { open: true };
-    try {
-      return await context.with(
-        (local as unknown as Context).setValue(CONTINUATION, continuation),
-        work,
-      );
-    } finally {
-      continuation.open = false;
-    }
-  }
+  if (local) return context.with(local as unknown as Context, work);
   const parent = traceparent !== undefined ? parentOf(traceparent) : undefined;
   // Whatever context nact's mailbox happens to run in is not this mail's.
   if (!parent) return context.with(ROOT_CONTEXT, work);

@@ -23,6 +23,7 @@ import {
   disableTracing,
   enableTracing,
   inSpan,
+  tracingContextManager,
   tracingEnabled,
 } from "../../../transport/tracing.js";
 
@@ -108,8 +109,8 @@ describe("tracing - mail hops", () => {
     assert.equal(exporter.getFinishedSpans().length, 0);
   });
 
-  it("tracing - a hop across nodes is PRODUCER then CONSUMER, and the actor's own mail after an await stays in the trace", async () => {
-    provider.register();
+  it("tracing - a hop across nodes is PRODUCER then CONSUMER, and the actor's own mail after an await stays in the trace through ctx.resume", async () => {
+    provider.register({ contextManager: tracingContextManager() });
     enableTracing(provider.getTracer("test"));
     try {
       const { a, b } = routers();
@@ -121,11 +122,14 @@ describe("tracing - mail hops", () => {
         b.address("relay", "r1"),
         {
           async receive(state, message, ctx) {
-            // nact runs the mailbox on its own promise chain: the context must come from the mail.
+            // nact runs the mailbox on its own promise chain: the context must come from the mail,
+            // and after an await the actor re-enters it.
             await new Promise<void>((resolve) => setImmediate(resolve));
-            ctx.span("relay decision", { "test.message": message }, () => {
-              b.send(b.address("sink", "one", "a"), `${message} relayed`);
-            });
+            ctx.resume(() =>
+              ctx.span("relay decision", { "test.message": message }, () => {
+                b.send(b.address("sink", "one", "a"), `${message} relayed`);
+              }),
+            );
             return state + 1;
           },
         },
@@ -168,8 +172,8 @@ describe("tracing - mail hops", () => {
     }
   });
 
-  it("tracing - local mail has no span pair: the actor continues the sender's span, even one already ended; its later timers do not", async () => {
-    provider.register();
+  it("tracing - local mail has no span pair: the actor continues the sender's span, even one already ended; its timers do not", async () => {
+    provider.register({ contextManager: tracingContextManager() });
     enableTracing(provider.getTracer("test"));
     exporter.reset();
     try {
@@ -185,11 +189,13 @@ describe("tracing - mail hops", () => {
         {
           async receive(state, message, ctx) {
             await new Promise<void>((resolve) => setImmediate(resolve));
-            inside = activeSpanIds();
-            ctx.span("relay decision", {}, () => {
-              a.send(b.address("sink", "one"), `${message} relayed`);
+            ctx.resume(() => {
+              inside = activeSpanIds();
+              ctx.span("relay decision", {}, () => {
+                a.send(b.address("sink", "one"), `${message} relayed`);
+              });
+              later = new Promise((resolve) => setTimeout(() => resolve(activeSpanIds()), 5));
             });
-            later = new Promise((resolve) => setTimeout(() => resolve(activeSpanIds()), 5));
             return state + 1;
           },
         },
@@ -229,7 +235,7 @@ describe("tracing - mail hops", () => {
   });
 
   it("tracing - with traceLocalMail, local mail gets its PRODUCER/CONSUMER pair too", async () => {
-    provider.register();
+    provider.register({ contextManager: tracingContextManager() });
     enableTracing(provider.getTracer("test"));
     exporter.reset();
     try {
@@ -352,7 +358,7 @@ describe("tracing - log lines", () => {
       sampler,
       spanProcessors: [new SimpleSpanProcessor(unsampled)],
     });
-    provider.register();
+    provider.register({ contextManager: tracingContextManager() });
     enableTracing(quiet.getTracer("test"));
     try {
       const { a, b } = routers();
