@@ -2,17 +2,16 @@
 // No OTLP endpoint set: no provider, no exporter, no spans — the tracing wrapper stays a flag test.
 
 import { DiagLogLevel, diag } from "@opentelemetry/api";
-import { OTLPTraceExporter as OtlpJsonExporter } from "@opentelemetry/exporter-trace-otlp-http";
-import { OTLPTraceExporter as OtlpProtoExporter } from "@opentelemetry/exporter-trace-otlp-proto";
 import {
   defaultResource,
   detectResources,
   envDetector,
   resourceFromAttributes,
 } from "@opentelemetry/resources";
-import { BatchSpanProcessor, NodeTracerProvider } from "@opentelemetry/sdk-trace-node";
+import { NodeTracerProvider } from "@opentelemetry/sdk-trace-node";
 import { disableTracing, enableTracing, tracingContextManager } from "../transport/tracing.js";
 import type { Logger } from "./log.js";
+import { batchSettings, WorkerSpanProcessor } from "./tracing-export.js";
 
 export interface Tracing {
   /** Exports the spans still buffered and turns tracing off; never rejects. */
@@ -67,18 +66,35 @@ export function startTracing(instance: string, log: Logger): Tracing {
   if (protocol === "grpc") {
     log.warn("OTLP over gRPC is not supported: exporting over OTLP/HTTP with protobuf instead");
   }
-  const exporter = protocol === "http/json" ? new OtlpJsonExporter() : new OtlpProtoExporter();
-  const provider = new NodeTracerProvider({
-    resource: defaultResource()
-      .merge(
-        resourceFromAttributes({
-          "service.name": "presence-cluster",
-          "service.instance.id": instance,
-        }),
-      )
-      .merge(detectResources({ detectors: [envDetector] })),
-    spanProcessors: [new BatchSpanProcessor(exporter)],
+  const resource = defaultResource()
+    .merge(
+      resourceFromAttributes({
+        "service.name": "presence-cluster",
+        "service.instance.id": instance,
+      }),
+    )
+    .merge(detectResources({ detectors: [envDetector] }));
+  const settings = batchSettings();
+  let dropped = 0;
+  const processor = new WorkerSpanProcessor({
+    settings,
+    setup: {
+      protocol: protocol === "http/json" ? "http/json" : "http/protobuf",
+      resource: resource.attributes,
+      exportTimeoutMs: settings.exportTimeoutMs,
+    },
+    dropped: (count) => {
+      if (dropped === 0) {
+        setTimeout(() => {
+          log.warn(`Dropped ${dropped} spans: the export queue (OTEL_BSP_MAX_QUEUE_SIZE) was full`);
+          dropped = 0;
+        }, 1000).unref();
+      }
+      dropped += count;
+    },
+    warn: (message, detail) => log.warn(message, detail === undefined ? {} : { detail }),
   });
+  const provider = new NodeTracerProvider({ resource, spanProcessors: [processor] });
   provider.register({ contextManager: tracingContextManager() });
   enableTracing(provider.getTracer("presence-cluster"));
   log.info("tracing on: spans exported over OTLP", { protocol });

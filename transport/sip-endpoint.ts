@@ -207,10 +207,9 @@ export class SipEndpoint {
     target: Peer,
     onProvisional?: (response: SipResponse) => void,
   ): Promise<SipResponse> {
-    const span = sipTransaction("client", request.method, () => ({
-      ...this.#options.spanAttributes?.(),
-      ...transactionAttributes(request, target),
-    }));
+    const span = sipTransaction("client", request.method, () =>
+      transactionAttributes(request, target, this.#options.spanAttributes?.()),
+    );
     return new Promise<SipResponse>((resolve) => {
       let settled = false;
       const settle = (response: SipResponse): void => {
@@ -696,10 +695,9 @@ export class SipEndpoint {
       this.#onCancel(request, transaction);
       return;
     }
-    const span = sipTransaction("server", method, () => ({
-      ...this.#options.spanAttributes?.(),
-      ...transactionAttributes(request, peer),
-    }));
+    const span = sipTransaction("server", method, () =>
+      transactionAttributes(request, peer, this.#options.spanAttributes?.()),
+    );
     const incoming: IncomingRequest = {
       request,
       peer,
@@ -761,20 +759,28 @@ export class SipEndpoint {
  * The attributes of a SIP transaction span: method, Call-ID, presentity (the Request-URI of a
  * SUBSCRIBE or PUBLISH, the notifier of a NOTIFY) and the peer.
  */
-function transactionAttributes(request: SipRequest, peer: Peer): SpanAttributes {
+/** A SIP transaction span's attributes, after the node's own (`node`), in one object. */
+function transactionAttributes(
+  request: SipRequest,
+  peer: Peer,
+  node: SpanAttributes | undefined,
+): SpanAttributes {
   const method = request.method.toUpperCase();
+  const attributes: SpanAttributes = {
+    ...node,
+    "sip.method": method,
+    "sip.call_id": request.headers["call-id"],
+    "sip.request_uri": request.uri,
+    "network.transport": peer.transport,
+    "network.peer.address": peer.address,
+    "network.peer.port": peer.port,
+  };
   const presentity =
     method === "NOTIFY"
       ? presentityOf(request.headers.from.uri)
       : method === "SUBSCRIBE" || method === "PUBLISH"
         ? presentityOf(request.uri)
         : undefined;
-  return {
-    "sip.call_id": request.headers["call-id"],
-    "sip.request_uri": request.uri,
-    "network.transport": peer.transport,
-    "network.peer.address": peer.address,
-    "network.peer.port": peer.port,
-    ...(presentity ? { "presence.presentity": presentity } : {}),
-  };
+  if (presentity) attributes["presence.presentity"] = presentity;
+  return attributes;
 }

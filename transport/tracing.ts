@@ -130,14 +130,17 @@ export function traceparentOf(local: LocalTrace): string | undefined {
   return span ? formatTraceparent(span) : undefined;
 }
 
+/** A span whose attributes are built only if it records (the sampler does not look at them). */
 function start(
   source: Tracer,
   name: string,
   kind: SpanKind,
-  attributes: SpanAttributes,
+  attributes: () => SpanAttributes,
   parent: Context,
 ): Span {
-  return source.startSpan(name, { kind, attributes }, parent);
+  const span = source.startSpan(name, { kind }, parent);
+  if (span.isRecording()) span.setAttributes(attributes());
+  return span;
 }
 
 const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
@@ -188,7 +191,7 @@ export function produce(
   if (!tracer) return undefined;
   const parent = liveContext() ?? (root ? ROOT_CONTEXT : undefined);
   if (!parent) return undefined;
-  const span = start(tracer, name(), SpanKind.PRODUCER, attributes(), parent);
+  const span = start(tracer, name(), SpanKind.PRODUCER, attributes, parent);
   return {
     traceparent: formatTraceparent(span),
     end: (error) => finish(span, error),
@@ -221,7 +224,7 @@ export async function consume<T>(
   const parent = traceparent !== undefined ? parentOf(traceparent) : undefined;
   // Whatever context nact's mailbox happens to run in is not this mail's.
   if (!parent) return context.with(ROOT_CONTEXT, work);
-  const span = start(tracer, name, SpanKind.CONSUMER, attributes(), parent);
+  const span = start(tracer, name, SpanKind.CONSUMER, attributes, parent);
   try {
     const result = await context.with(trace.setSpan(parent, span), work);
     finish(span);
@@ -243,7 +246,7 @@ export function inSpan<T>(
 ): T {
   if (!tracer) return work(() => {});
   const parent = liveContext() ?? ROOT_CONTEXT;
-  const span = start(tracer, name, SpanKind.INTERNAL, attributes(), parent);
+  const span = start(tracer, name, SpanKind.INTERNAL, attributes, parent);
   try {
     const result = context.with(trace.setSpan(parent, span), () =>
       work((more) => span.setAttributes(more)),
@@ -264,8 +267,9 @@ export interface TransactionSpan {
 }
 
 /**
- * A SERVER (request received) or CLIENT (request sent) span per SIP transaction. A client span is
- * a child of the open span of the current context, or a trace of its own (a timer's NOTIFY).
+ * A SERVER (request received) or CLIENT (request sent) span per SIP transaction, named after its
+ * method (`attributes` give `sip.method` and the rest). A client span is a child of the span of
+ * the current context, or a trace of its own (a timer's NOTIFY).
  */
 export function sipTransaction(
   kind: "server" | "client",
@@ -278,7 +282,7 @@ export function sipTransaction(
     tracer,
     `SIP ${method}`,
     kind === "server" ? SpanKind.SERVER : SpanKind.CLIENT,
-    { "sip.method": method, ...attributes() },
+    attributes,
     parent,
   );
   const active = trace.setSpan(parent, span);

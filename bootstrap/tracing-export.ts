@@ -1,0 +1,354 @@
+// bootstrap: exports a node's spans from a worker thread — a span processor that batches ended spans
+// as JSON and posts them to tracing-worker.ts, where the OTLP exporter serialises and sends them.
+
+import { Worker } from "node:worker_threads";
+import {
+  type Attributes,
+  type HrTime,
+  type Link,
+  type SpanContext,
+  type SpanStatus,
+  TraceFlags,
+} from "@opentelemetry/api";
+import { getNumberFromEnv, hrTimeDuration, type InstrumentationScope } from "@opentelemetry/core";
+import type { Resource } from "@opentelemetry/resources";
+import type { ReadableSpan, SpanProcessor, TimedEvent } from "@opentelemetry/sdk-trace-node";
+
+/**
+ * An ended span as data: one JSON array of what the OTLP serialiser reads of a ReadableSpan
+ * (resource aside) — built in one `JSON.stringify`, posted in batches as one string, which costs
+ * the event loop far less than structured-cloning span objects (measured: ~11 µs per span).
+ */
+type WireSpan = [
+  name: string,
+  kind: number,
+  traceId: string,
+  spanId: string,
+  traceFlags: number,
+  traceState: string | null,
+  parentSpanId: string | null,
+  parentIsRemote: boolean,
+  startTime: HrTime,
+  endTime: HrTime,
+  status: SpanStatus,
+  attributes: Attributes,
+  events: TimedEvent[],
+  links: WireLink[],
+  droppedAttributesCount: number,
+  droppedEventsCount: number,
+  droppedLinksCount: number,
+  scopeName: string,
+  scopeVersion: string | null,
+  scopeSchemaUrl: string | null,
+];
+
+type WireLink = [
+  traceId: string,
+  spanId: string,
+  traceFlags: number,
+  traceState: string | null,
+  isRemote: boolean,
+  attributes: Attributes | null,
+  droppedAttributesCount: number,
+];
+
+/** Main thread → worker: `spans` is a JSON array of WireSpans. */
+export type ToWorker =
+  | { type: "spans"; count: number; spans: string }
+  | { type: "flush"; id: number }
+  | { type: "shutdown"; id: number };
+
+/** Worker → main thread: spans done with (exported or not), flushes answered, trouble to log. */
+export type FromWorker =
+  | { type: "done"; count: number }
+  | { type: "flushed"; id: number }
+  | { type: "warn"; message: string; detail?: string };
+
+/** What the worker is started with. */
+export interface WorkerSetup {
+  protocol: "http/protobuf" | "http/json";
+  resource: Attributes;
+  exportTimeoutMs: number;
+}
+
+function wireLink(link: Link): WireLink {
+  const { traceId, spanId, traceFlags, traceState, isRemote } = link.context;
+  return [
+    traceId,
+    spanId,
+    traceFlags,
+    traceState?.serialize() ?? null,
+    isRemote === true,
+    link.attributes ?? null,
+    link.droppedAttributesCount ?? 0,
+  ];
+}
+
+/** One span as a JSON string (see WireSpan). */
+export function toWire(span: ReadableSpan): string {
+  const { traceId, spanId, traceFlags, traceState } = span.spanContext();
+  const parent = span.parentSpanContext;
+  const scope = span.instrumentationScope;
+  const wire: WireSpan = [
+    span.name,
+    span.kind,
+    traceId,
+    spanId,
+    traceFlags,
+    traceState?.serialize() ?? null,
+    parent?.spanId ?? null,
+    parent?.isRemote === true,
+    span.startTime,
+    span.endTime,
+    span.status,
+    span.attributes,
+    span.events,
+    span.links.length > 0 ? span.links.map(wireLink) : [],
+    span.droppedAttributesCount,
+    span.droppedEventsCount,
+    span.droppedLinksCount,
+    scope.name,
+    scope.version ?? null,
+    scope.schemaUrl ?? null,
+  ];
+  return JSON.stringify(wire);
+}
+
+function spanContextOf(
+  traceId: string,
+  spanId: string,
+  traceFlags: number,
+  traceState: string | null,
+  isRemote: boolean,
+): SpanContext {
+  const context: SpanContext = { traceId, spanId, traceFlags, isRemote };
+  if (traceState === null) return context;
+  return {
+    ...context,
+    traceState: {
+      serialize: () => traceState,
+      get: () => undefined,
+      set() {
+        return this;
+      },
+      unset() {
+        return this;
+      },
+    },
+  };
+}
+
+/** The spans of one JSON batch (a JSON array of toWire's arrays). */
+export function parseBatch(json: string): WireSpan[] {
+  return JSON.parse(json) as WireSpan[];
+}
+
+/**
+ * A ReadableSpan again, in the worker. Spans of one scope share one scope object and all share
+ * `resource`: the serialiser groups them by identity.
+ */
+export function fromWire(
+  wire: WireSpan,
+  resource: Resource,
+  scopes: Map<string, InstrumentationScope>,
+): ReadableSpan {
+  const [
+    name,
+    kind,
+    traceId,
+    spanId,
+    traceFlags,
+    traceState,
+    parentSpanId,
+    parentIsRemote,
+    startTime,
+    endTime,
+    status,
+    attributes,
+    events,
+    links,
+    droppedAttributesCount,
+    droppedEventsCount,
+    droppedLinksCount,
+    scopeName,
+    scopeVersion,
+    scopeSchemaUrl,
+  ] = wire;
+  const key = `${scopeName}\u0000${scopeVersion ?? ""}\u0000${scopeSchemaUrl ?? ""}`;
+  let scope = scopes.get(key);
+  if (!scope) {
+    scope = {
+      name: scopeName,
+      ...(scopeVersion !== null ? { version: scopeVersion } : {}),
+      ...(scopeSchemaUrl !== null ? { schemaUrl: scopeSchemaUrl } : {}),
+    };
+    scopes.set(key, scope);
+  }
+  const context = spanContextOf(traceId, spanId, traceFlags, traceState, false);
+  return {
+    name,
+    kind,
+    spanContext: () => context,
+    ...(parentSpanId !== null
+      ? {
+          parentSpanContext: spanContextOf(traceId, parentSpanId, traceFlags, null, parentIsRemote),
+        }
+      : {}),
+    startTime,
+    endTime,
+    duration: hrTimeDuration(startTime, endTime),
+    ended: true,
+    status,
+    attributes,
+    links: links.map(([id, span, flags, state, remote, linkAttributes, dropped]) => ({
+      context: spanContextOf(id, span, flags, state, remote),
+      ...(linkAttributes !== null ? { attributes: linkAttributes } : {}),
+      droppedAttributesCount: dropped,
+    })),
+    events,
+    droppedAttributesCount,
+    droppedEventsCount,
+    droppedLinksCount,
+    resource,
+    instrumentationScope: scope,
+  };
+}
+
+/** The batching settings, from the same OTEL_BSP_* variables (and defaults) as the SDK's own. */
+export interface BatchSettings {
+  maxQueueSize: number;
+  maxExportBatchSize: number;
+  scheduledDelayMs: number;
+  exportTimeoutMs: number;
+}
+
+export function batchSettings(): BatchSettings {
+  const maxQueueSize = getNumberFromEnv("OTEL_BSP_MAX_QUEUE_SIZE") ?? 2048;
+  const batch = getNumberFromEnv("OTEL_BSP_MAX_EXPORT_BATCH_SIZE") ?? 512;
+  return {
+    maxQueueSize,
+    maxExportBatchSize: Math.min(batch, maxQueueSize),
+    scheduledDelayMs: getNumberFromEnv("OTEL_BSP_SCHEDULE_DELAY") ?? 5000,
+    exportTimeoutMs: getNumberFromEnv("OTEL_BSP_EXPORT_TIMEOUT") ?? 30000,
+  };
+}
+
+export interface WorkerProcessorOptions {
+  settings: BatchSettings;
+  setup: WorkerSetup;
+  /** Spans dropped because the worker had `maxQueueSize` spans not yet exported. */
+  dropped: (count: number) => void;
+  warn: (message: string, detail?: string) => void;
+}
+
+/**
+ * The BatchSpanProcessor's job with the serialisation and the HTTP requests off the event loop:
+ * ended, sampled spans are batched here as plain data and posted to a worker thread. Spans beyond
+ * `maxQueueSize` not yet exported are dropped (and counted), as the SDK's processor does.
+ */
+export class WorkerSpanProcessor implements SpanProcessor {
+  readonly #settings: BatchSettings;
+  readonly #options: WorkerProcessorOptions;
+  readonly #worker: Worker;
+  /** The batch so far: toWire's strings joined by commas (a rope until it is posted). */
+  #batch = "";
+  #batched = 0;
+  #timer: NodeJS.Timeout | undefined;
+  /** Spans posted to the worker and not yet done with. */
+  #outstanding = 0;
+  #nextId = 0;
+  readonly #waiting = new Map<number, () => void>();
+  #shutdown: Promise<void> | undefined;
+  #failed = false;
+
+  constructor(options: WorkerProcessorOptions) {
+    this.#settings = options.settings;
+    this.#options = options;
+    this.#worker = new Worker(new URL("./tracing-worker.js", import.meta.url), {
+      workerData: options.setup,
+    });
+    this.#worker.unref();
+    this.#worker.on("message", (message: FromWorker) => this.#received(message));
+    this.#worker.on("error", (error) => {
+      this.#failed = true;
+      options.warn("span export worker failed: spans are no longer exported", String(error));
+      for (const resolve of this.#waiting.values()) resolve();
+      this.#waiting.clear();
+    });
+  }
+
+  onStart(): void {}
+
+  onEnd(span: ReadableSpan): void {
+    if (this.#shutdown || this.#failed) return;
+    if ((span.spanContext().traceFlags & TraceFlags.SAMPLED) === 0) return;
+    if (this.#outstanding + this.#batched >= this.#settings.maxQueueSize) {
+      this.#options.dropped(1);
+      return;
+    }
+    this.#batch = this.#batched === 0 ? toWire(span) : `${this.#batch},${toWire(span)}`;
+    this.#batched += 1;
+    if (this.#batched >= this.#settings.maxExportBatchSize) this.#post();
+    else if (!this.#timer) {
+      this.#timer = setTimeout(() => this.#post(), this.#settings.scheduledDelayMs);
+      this.#timer.unref();
+    }
+  }
+
+  forceFlush(): Promise<void> {
+    if (this.#shutdown) return this.#shutdown;
+    if (this.#failed) return Promise.resolve();
+    return this.#ask("flush");
+  }
+
+  shutdown(): Promise<void> {
+    if (this.#failed) this.#shutdown ??= Promise.resolve();
+    this.#shutdown ??= this.#ask("flush")
+      .then(() => this.#ask("shutdown"))
+      .then(() => this.#worker.terminate())
+      .then(() => {});
+    return this.#shutdown;
+  }
+
+  #post(): void {
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    if (this.#batched === 0) return;
+    const count = this.#batched;
+    const spans = `[${this.#batch}]`;
+    this.#batch = "";
+    this.#batched = 0;
+    this.#outstanding += count;
+    this.#send({ type: "spans", count, spans });
+  }
+
+  #ask(type: "flush" | "shutdown"): Promise<void> {
+    this.#post();
+    const id = this.#nextId++;
+    return new Promise<void>((resolve) => {
+      this.#waiting.set(id, resolve);
+      this.#send({ type, id });
+    });
+  }
+
+  #send(message: ToWorker): void {
+    this.#worker.postMessage(message);
+  }
+
+  #received(message: FromWorker): void {
+    switch (message.type) {
+      case "done":
+        this.#outstanding -= message.count;
+        break;
+      case "flushed": {
+        const resolve = this.#waiting.get(message.id);
+        this.#waiting.delete(message.id);
+        resolve?.();
+        break;
+      }
+      case "warn":
+        this.#options.warn(message.message, message.detail);
+        break;
+    }
+  }
+}
