@@ -529,9 +529,13 @@ function printSummary(reports: WorkloadReport[], options: Options): void {
   }
 }
 
-/** Node CPU per call in µs (per PUBLISH for the fan-out): CPU in cores over calls per second. */
-function cpuPerCall(step: StepResult): number | undefined {
-  return step.achieved > 0 ? (1e6 * step.nodeCpu) / step.achieved : undefined;
+/**
+ * Node CPU per call in µs (per PUBLISH for the fan-out): CPU in cores over calls per second; all
+ * threads, or the main thread (the event loop) alone.
+ */
+function cpuPerCall(step: StepResult, main = false): number | undefined {
+  const cores = main ? step.nodeMainCpu : step.nodeCpu;
+  return step.achieved > 0 ? (1e6 * cores) / step.achieved : undefined;
 }
 
 function ratio(value: number | undefined, base: number | undefined): string {
@@ -571,22 +575,36 @@ function printTracingCost(reports: WorkloadReport[], options: Options): void {
         ),
       );
     }
-    const widths = [7, 6, 6, 11, 6, 15, 6];
+    const widths = [7, 6, 6, 11, 6, 12, 6, 15, 6];
     console.log(
-      pad(["rate", "trace", "held", "CPU µs/call", "÷off", "req p50/p99 ms", "node"], widths),
+      pad(
+        [
+          "rate",
+          "trace",
+          "held",
+          "CPU µs/call",
+          "÷off",
+          "main µs/call",
+          "÷off",
+          "req p50/p99 ms",
+          "node",
+        ],
+        widths,
+      ),
     );
     const rates = [...new Set(mine.flatMap((r) => r.runs.flat().map((s) => s.target)))].sort(
       (a, b) => a - b,
     );
     for (const rate of rates) {
       const atRate = (r: WorkloadReport) => r.runs.flat().filter((s) => s.target === rate);
-      const cost = (r: WorkloadReport) =>
+      const cost = (r: WorkloadReport, main = false) =>
         median(
           atRate(r)
             .filter((s) => s.held)
-            .flatMap((s) => cpuPerCall(s) ?? []),
+            .flatMap((s) => cpuPerCall(s, main) ?? []),
         );
       const baseCost = cost(base);
+      const baseMain = cost(base, true);
       for (const r of mine) {
         const at = atRate(r);
         if (at.length === 0) continue;
@@ -594,6 +612,7 @@ function printTracingCost(reports: WorkloadReport[], options: Options): void {
         const m = (f: (s: StepResult) => number | undefined): number | undefined =>
           median(held.flatMap((s) => f(s) ?? []));
         const own = cost(r);
+        const main = cost(r, true);
         console.log(
           pad(
             [
@@ -602,6 +621,8 @@ function printTracingCost(reports: WorkloadReport[], options: Options): void {
               `${held.length}/${at.length}`,
               own === undefined ? "-" : own.toFixed(0),
               ratio(own, baseCost),
+              main === undefined ? "-" : main.toFixed(0),
+              ratio(main, baseMain),
               `${ms(m((s) => s.request.p50))}/${ms(m((s) => s.request.p99))}`,
               held.length > 0 ? cores(m((s) => s.nodeCpu) ?? 0) : "-",
             ],

@@ -96,8 +96,8 @@ function liveContext(): Context | undefined {
   return trace.getSpan(active) ? active : undefined;
 }
 
-/** The trace context a piece of local mail continues in its mailbox (opaque outside this module). */
 declare const localTraceBrand: unique symbol;
+/** The trace context a piece of local mail continues in its mailbox (opaque outside this module). */
 export interface LocalTrace {
   readonly [localTraceBrand]: true;
 }

@@ -179,10 +179,14 @@ export async function clusterView(node: NodeProcess): Promise<Record<string, unk
 /** Kernel clock ticks per second for /proc/<pid>/stat times (USER_HZ, 100 on Linux). */
 const userHz = 100;
 
-/** CPU seconds (user + system) a process has used so far; undefined once it is gone. */
-export function cpuSeconds(pid: number): number | undefined {
+/**
+ * CPU seconds (user + system) a process has used so far, all its threads, or only its main
+ * thread (the event loop of a Node.js process; its task id is the pid); undefined once it is gone.
+ */
+export function cpuSeconds(pid: number, mainThread = false): number | undefined {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const path = mainThread ? `/proc/${pid}/task/${pid}/stat` : `/proc/${pid}/stat`;
+    const stat = readFileSync(path, "utf8");
     // Fields after the command name, which may itself hold spaces and parentheses.
     const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
     return (Number(fields[11]) + Number(fields[12])) / userHz;
@@ -284,6 +288,8 @@ export class CpuTrace {
  */
 export class ProcessMeter {
   private readonly trace = new CpuTrace();
+  /** The process's main thread alone (a process target only). */
+  private readonly mainTrace = new CpuTrace();
   private lastDrops = 0;
   private ticks = 0;
   private readonly timer: NodeJS.Timeout;
@@ -297,16 +303,19 @@ export class ProcessMeter {
   private sample(withDrops: boolean): void {
     const { target } = this;
     const cpu = target === "machine" ? machineBusySeconds() : cpuSeconds(target);
-    if (cpu !== undefined) this.trace.add(Date.now(), cpu);
+    const at = Date.now();
+    if (cpu !== undefined) this.trace.add(at, cpu);
+    const main = target === "machine" ? undefined : cpuSeconds(target, true);
+    if (main !== undefined) this.mainTrace.add(at, main);
     if (!withDrops || target === "machine") return;
     const drops = udpDrops(target);
     if (drops !== undefined) this.lastDrops = drops;
   }
 
-  /** Stops polling; the CPU trace and the UDP drops last seen (the process may have exited). */
-  finish(): { cpu: CpuTrace; drops: number } {
+  /** Stops polling; the CPU traces and the UDP drops last seen (the process may have exited). */
+  finish(): { cpu: CpuTrace; mainCpu: CpuTrace; drops: number } {
     this.sample(true);
     clearInterval(this.timer);
-    return { cpu: this.trace, drops: this.lastDrops };
+    return { cpu: this.trace, mainCpu: this.mainTrace, drops: this.lastDrops };
   }
 }

@@ -72,6 +72,8 @@ export interface StepResult {
   call: Spread;
   /** CPU used while SIPp started calls (first to last start), in cores (1.0 = one core). */
   nodeCpu: number;
+  /** The node's main thread (its event loop) alone, in cores: what saturates first. */
+  nodeMainCpu: number;
   sippCpu: number;
   /** CPU the machine's other processes used meanwhile (not the node, SIPp or this benchmark). */
   otherCpu: number;
@@ -212,7 +214,7 @@ export async function runCallStep(
     });
     const usage = meter.finish();
     const timings = callTimings(sipp.logLines);
-    const cpu = cpuShares(timings.window, usage.cpu, sipp.cpu, machine, self);
+    const cpu = cpuShares(timings.window, usage, sipp.cpu, machine, self);
     const counters = await countersOf(node);
     const rss = peakRssMiB(node.pid);
     const early = exitedEarly(node);
@@ -248,17 +250,18 @@ export async function runCallStep(
 /** Cores used in a window by the node, SIPp, and everything else on the machine but this process. */
 function cpuShares(
   window: { from: number; to: number },
-  node: CpuTrace,
+  node: { cpu: CpuTrace; mainCpu: CpuTrace },
   sipp: CpuTrace,
   machine: ProcessMeter,
   self: ProcessMeter,
-): { nodeCpu: number; sippCpu: number; otherCpu: number } {
+): { nodeCpu: number; nodeMainCpu: number; sippCpu: number; otherCpu: number } {
   const { from, to } = window;
-  const nodeCpu = node.cores(from, to);
+  const nodeCpu = node.cpu.cores(from, to);
+  const nodeMainCpu = node.mainCpu.cores(from, to);
   const sippCpu = sipp.cores(from, to);
   const all = machine.finish().cpu.cores(from, to);
   const mine = self.finish().cpu.cores(from, to);
-  return { nodeCpu, sippCpu, otherCpu: Math.max(0, all - nodeCpu - sippCpu - mine) };
+  return { nodeCpu, nodeMainCpu, sippCpu, otherCpu: Math.max(0, all - nodeCpu - sippCpu - mine) };
 }
 
 /** How the node ended if it is no longer running before we stop it (a crash, or someone killed it). */
@@ -394,7 +397,7 @@ export async function runFanoutStep(
       retransmissions: sipp.retransmissions,
       request: spread(request),
       call: spread([]),
-      ...cpuShares({ from: first, to: last }, usage.cpu, sipp.cpu, machine, self),
+      ...cpuShares({ from: first, to: last }, usage, sipp.cpu, machine, self),
       nodeRssMiB: rss,
       nodeUdpDrops: usage.drops,
       sippUdpDrops: sipp.udpDrops,

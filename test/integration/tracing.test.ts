@@ -225,6 +225,34 @@ describe("tracing - OTLP export from node processes", () => {
       assert.match(String(ccmp?.attributes["ccmp.document"]), /redirection-usr-addr/);
       const hasParent = (span: ReceivedSpan): boolean => ancestry(span, trace).includes(decision);
       assert.ok(ccmp && hasParent(ccmp), "the CCMP mail is sent within the decision");
+      const kept = await waitFor(
+        () => {
+          const subscribe = receiver
+            .spans()
+            .find(
+              (span) =>
+                span.name === "SIP SUBSCRIBE" &&
+                span.kind === SPAN_KIND.server &&
+                nodeOf(span) === "a" &&
+                String(span.attributes["presence.presentity"]).includes("placed0"),
+            );
+          if (!subscribe) return undefined;
+          const notify = receiver
+            .spans()
+            .find(
+              (span) =>
+                span.traceId === subscribe.traceId &&
+                span.name === "SIP NOTIFY" &&
+                span.kind === SPAN_KIND.client,
+            );
+          return notify ? { subscribe, notify } : undefined;
+        },
+        {
+          what: "the first NOTIFY of the watcher the primary kept, in its SUBSCRIBE's trace",
+          nodes: [a],
+        },
+      );
+      assert.equal(nodeOf(kept.notify), "a");
       const joined = receiver
         .spans()
         .filter((span) => span.name === "supervisor session-up" && nodeOf(span) === "a")

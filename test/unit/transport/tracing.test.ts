@@ -20,9 +20,12 @@ import { LoopbackHub } from "../../../transport/loopback.js";
 import { Router } from "../../../transport/router.js";
 import {
   activeSpanIds,
+  currentTrace,
   disableTracing,
   enableTracing,
   inSpan,
+  keepTrace,
+  resumeTrace,
   tracingContextManager,
   tracingEnabled,
 } from "../../../transport/tracing.js";
@@ -296,6 +299,43 @@ describe("tracing - mail hops", () => {
       const envelope = await arrived;
       assert.equal(envelope.traceparent?.split("-")[2], sender);
       assert.equal(envelope.trace, undefined);
+    } finally {
+      disableTracing();
+    }
+  });
+
+  it("tracing - context follows calls, not awaits: keepTrace and resumeTrace carry it over", async () => {
+    provider.register({ contextManager: tracingContextManager() });
+    enableTracing(provider.getTracer("test"));
+    try {
+      let span: ReturnType<typeof activeSpanIds>;
+      let kept: (() => ReturnType<typeof activeSpanIds>) | undefined;
+      let loose: (() => ReturnType<typeof activeSpanIds>) | undefined;
+      let taken: ReturnType<typeof currentTrace>;
+      const later = inSpan(
+        "request",
+        () => ({}),
+        async () => {
+          span = activeSpanIds();
+          kept = keepTrace(() => activeSpanIds());
+          loose = () => activeSpanIds();
+          taken = currentTrace();
+          await new Promise<void>((resolve) => setImmediate(resolve));
+          return activeSpanIds();
+        },
+      );
+      assert.ok(span);
+      assert.equal(await later, undefined, "after an await the context is gone");
+      assert.deepEqual(kept?.(), span, "a kept callback runs in the span it was made in");
+      assert.equal(loose?.(), undefined, "a plain callback does not");
+      assert.deepEqual(
+        resumeTrace(taken, () => activeSpanIds()),
+        span,
+      );
+      assert.equal(
+        resumeTrace(undefined, () => activeSpanIds()),
+        undefined,
+      );
     } finally {
       disableTracing();
     }
