@@ -35,8 +35,8 @@ export function tracingEnabled(): boolean {
 
 /**
  * The context manager of a tracing process: the active context follows synchronous calls only.
- * The SDK's default (AsyncLocalStorage) follows awaits too, but on Node 20 it hooks every promise
- * the process makes, and that alone cost a watcher call ~18% (BENCHMARKS.md). Work that goes on
+ * The SDK's default (AsyncLocalStorage) follows awaits too, but costs a traced watcher call ~7% of
+ * the event loop's time on Node 20 (BENCHMARKS.md, "Cost of tracing"). Work that goes on
  * later re-enters its context explicitly: the mailbox (`consume`), callbacks (`keepTrace`) and
  * actors after an await (`resumeTrace`). Timers and I/O callbacks start with no context at all,
  * so they never join the trace of whatever set them.
