@@ -469,6 +469,13 @@ export interface SippOptions {
   /** Keep every message in the trace (default); off for crowds of calls, where it is too big to read. */
   trace?: boolean;
   timeoutS?: number;
+  /**
+   * Go on with a call that gets a message its scenario does not expect there (SIPp aborts it by
+   * default). For crowds on a slow machine: when an answer takes over T1, SIPp sends its request
+   * again and then gets the answer twice — the second after the call moved on, which would fail
+   * it although nothing was lost. A call that never gets what it waits for still fails.
+   */
+  continueOnUnexpected?: boolean;
 }
 
 export interface SippResult {
@@ -546,6 +553,7 @@ export async function startSipp(options: SippOptions): Promise<SippHandle> {
     "-buff_size",
     "1048576",
     ...(options.trace === false ? [] : ["-trace_msg", "-message_file", files.messages]),
+    ...(options.continueOnUnexpected ? ["-default_behaviors", "all,-abortunexp"] : []),
     "-trace_err",
     "-error_file",
     files.errors,

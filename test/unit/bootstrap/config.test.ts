@@ -45,6 +45,11 @@ describe("config - settings table", () => {
     ["number", { minExpires: "soon" }, /--min-expires .*whole number/],
     ["id", { id: "a b" }, /--id/],
     ["log level", { logLevel: "loud" }, /--log-level/],
+    [
+      "trace-mail",
+      { traceMail: "some" },
+      /--trace-mail \(PRESENCE_TRACE_MAIL\): expected remote or all/,
+    ],
   ];
   for (const [what, raw, message] of bad) {
     it(`config - a bad ${what} is refused with the flag named`, () => {
@@ -54,6 +59,11 @@ describe("config - settings table", () => {
       );
     });
   }
+
+  it("config - actor mail is traced in span pairs between nodes unless --trace-mail all", () => {
+    assert.equal(buildConfig({}).traceMail, "remote");
+    assert.equal(buildConfig({ traceMail: "all" }).traceMail, "all");
+  });
 
   it("config - min expiry above max expiry is refused", () => {
     assert.throws(() => buildConfig({ minExpires: "100", maxExpires: "50" }), /--min-expires/);
