@@ -54,7 +54,7 @@ type WireLink = [
 
 /** Main thread → worker: `spans` is a JSON array of WireSpans. */
 export type ToWorker =
-  | { type: "spans"; spans: string }
+  | { type: "spans"; count: number; spans: string }
   | { type: "flush"; id: number }
   | { type: "shutdown"; id: number };
 
@@ -68,17 +68,8 @@ export type FromWorker =
 export interface WorkerSetup {
   protocol: "http/protobuf" | "http/json";
   resource: Attributes;
-  maxExportBatchSize: number;
-  scheduledDelayMs: number;
   exportTimeoutMs: number;
 }
-
-/**
- * Spans are posted to the worker in small chunks, at the latest this many ms after the first;
- * the worker gathers them into export batches. Small chunks keep the event loop's garbage young.
- */
-const POST_CHUNK = 64;
-const POST_DELAY_MS = 200;
 
 function wireLink(link: Link): WireLink {
   const { traceId, spanId, traceFlags, traceState, isRemote } = link.context;
@@ -252,9 +243,8 @@ export interface WorkerProcessorOptions {
 
 /**
  * The BatchSpanProcessor's job with the serialisation and the HTTP requests off the event loop:
- * ended, sampled spans are turned into JSON here and posted to a worker thread, which exports
- * them in batches. Spans beyond `maxQueueSize` not yet exported are dropped (and counted), as the
- * SDK's processor does.
+ * ended, sampled spans are batched here as plain data and posted to a worker thread. Spans beyond
+ * `maxQueueSize` not yet exported are dropped (and counted), as the SDK's processor does.
  */
 export class WorkerSpanProcessor implements SpanProcessor {
   readonly #settings: BatchSettings;
@@ -298,12 +288,9 @@ export class WorkerSpanProcessor implements SpanProcessor {
     }
     this.#batch = this.#batched === 0 ? toWire(span) : `${this.#batch},${toWire(span)}`;
     this.#batched += 1;
-    if (this.#batched >= POST_CHUNK) this.#post();
+    if (this.#batched >= this.#settings.maxExportBatchSize) this.#post();
     else if (!this.#timer) {
-      this.#timer = setTimeout(
-        () => this.#post(),
-        Math.min(POST_DELAY_MS, this.#settings.scheduledDelayMs),
-      );
+      this.#timer = setTimeout(() => this.#post(), this.#settings.scheduledDelayMs);
       this.#timer.unref();
     }
   }
@@ -332,7 +319,7 @@ export class WorkerSpanProcessor implements SpanProcessor {
     this.#batch = "";
     this.#batched = 0;
     this.#outstanding += count;
-    this.#send({ type: "spans", spans });
+    this.#send({ type: "spans", count, spans });
   }
 
   #ask(type: "flush" | "shutdown"): Promise<void> {

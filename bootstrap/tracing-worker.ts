@@ -1,5 +1,5 @@
-// bootstrap: the span export worker thread — rebuilds the spans tracing-export.ts posts, gathers them
-// into batches and hands them, one at a time, to the OTLP/HTTP exporter (configured by OTEL_* variables).
+// bootstrap: the span export worker thread — rebuilds the spans tracing-export.ts posts and hands them,
+// one batch at a time, to the OTLP/HTTP exporter (configured by the OTEL_* variables it inherits).
 
 import { parentPort, workerData } from "node:worker_threads";
 import { DiagLogLevel, diag } from "@opentelemetry/api";
@@ -11,7 +11,6 @@ import {
 import { OTLPTraceExporter as OtlpJsonExporter } from "@opentelemetry/exporter-trace-otlp-http";
 import { OTLPTraceExporter as OtlpProtoExporter } from "@opentelemetry/exporter-trace-otlp-proto";
 import { resourceFromAttributes } from "@opentelemetry/resources";
-import type { ReadableSpan } from "@opentelemetry/sdk-trace-node";
 import {
   type FromWorker,
   fromWire,
@@ -34,63 +33,49 @@ diag.setLogger(
 const exporter = setup.protocol === "http/json" ? new OtlpJsonExporter() : new OtlpProtoExporter();
 const resource = resourceFromAttributes(setup.resource);
 const scopes = new Map<string, InstrumentationScope>();
-/** Spans received and not yet handed to the exporter. */
-let pending: ReadableSpan[] = [];
-/** Flushes to answer once everything received before them is exported. */
+const batches: { count: number; spans: string }[] = [];
 const flushes: number[] = [];
 let exporting = false;
-/** Runs `scheduledDelayMs` after a span arrives with no batch full yet: the batch goes then. */
-let timer: NodeJS.Timeout | undefined;
-let due = false;
 
-/** Exports the next batch (full, due, or flushed) once the one before is done. */
+/** Exports the next batch once the one before is done; answers flushes when nothing is left. */
 function next(): void {
   if (exporting) return;
-  if (pending.length === 0) {
+  const batch = batches.shift();
+  if (!batch) {
     for (const id of flushes.splice(0)) tell({ type: "flushed", id });
     return;
   }
-  if (pending.length < setup.maxExportBatchSize && !due && flushes.length === 0) {
-    timer ??= setTimeout(() => {
-      timer = undefined;
-      due = true;
-      next();
-    }, setup.scheduledDelayMs);
-    return;
-  }
-  if (timer) clearTimeout(timer);
-  timer = undefined;
-  due = false;
-  const batch = pending.slice(0, setup.maxExportBatchSize);
-  pending = pending.slice(batch.length);
   exporting = true;
   let settled = false;
   const done = (result: ExportResult): void => {
     if (settled) return;
     settled = true;
-    clearTimeout(deadline);
+    clearTimeout(timer);
     exporting = false;
     if (result.code !== ExportResultCode.SUCCESS) {
       tell({
         type: "warn",
-        message: `${batch.length} spans not exported`,
+        message: `${batch.count} spans not exported`,
         detail: String(result.error ?? "export failed"),
       });
     }
-    tell({ type: "done", count: batch.length });
+    tell({ type: "done", count: batch.count });
     next();
   };
-  const deadline = setTimeout(
+  const timer = setTimeout(
     () => done({ code: ExportResultCode.FAILED, error: new Error("export timed out") }),
     setup.exportTimeoutMs,
   );
-  exporter.export(batch, done);
+  exporter.export(
+    parseBatch(batch.spans).map((span) => fromWire(span, resource, scopes)),
+    done,
+  );
 }
 
 port.on("message", (message: ToWorker) => {
   switch (message.type) {
     case "spans":
-      for (const span of parseBatch(message.spans)) pending.push(fromWire(span, resource, scopes));
+      batches.push(message);
       next();
       break;
     case "flush":
