@@ -102,6 +102,11 @@ export interface LocalTrace {
   readonly [localTraceBrand]: true;
 }
 
+/** The OpenTelemetry context a LocalTrace stands for. */
+function contextOf(local: LocalTrace): Context {
+  return local as unknown as Context;
+}
+
 /** The live trace context of the caller, for mail that stays in this process. */
 export function currentTrace(): LocalTrace | undefined {
   if (!tracer) return undefined;
@@ -111,7 +116,7 @@ export function currentTrace(): LocalTrace | undefined {
 /** Runs `work` in a trace context taken earlier (`currentTrace`), or as it is without one. */
 export function resumeTrace<T>(local: LocalTrace | undefined, work: () => T): T {
   if (!tracer || !local) return work();
-  return context.with(local as unknown as Context, work);
+  return context.with(contextOf(local), work);
 }
 
 /**
@@ -126,7 +131,7 @@ export function keepTrace<A extends unknown[], R>(fn: (...args: A) => R): (...ar
 
 /** The traceparent of a local trace context, for local mail that is sent on to another node. */
 export function traceparentOf(local: LocalTrace): string | undefined {
-  const span = trace.getSpan(local as unknown as Context);
+  const span = trace.getSpan(contextOf(local));
   return span ? formatTraceparent(span) : undefined;
 }
 
@@ -220,7 +225,7 @@ export async function consume<T>(
   work: () => T | Promise<T>,
 ): Promise<T> {
   if (!tracer) return work();
-  if (local) return context.with(local as unknown as Context, work);
+  if (local) return context.with(contextOf(local), work);
   const parent = traceparent !== undefined ? parentOf(traceparent) : undefined;
   // Whatever context nact's mailbox happens to run in is not this mail's.
   if (!parent) return context.with(ROOT_CONTEXT, work);

@@ -284,17 +284,21 @@ export class CpuTrace {
 
 /**
  * Polls the CPU time (every 100 ms) and UDP drops (every 500 ms) of a process, or the busy time of
- * the whole machine, until `finish`.
+ * the whole machine, until `finish`; with `mainThread`, also the CPU time of the process's main
+ * thread alone.
  */
 export class ProcessMeter {
   private readonly trace = new CpuTrace();
-  /** The process's main thread alone (a process target only). */
+  /** The process's main thread alone (empty unless asked for). */
   private readonly mainTrace = new CpuTrace();
   private lastDrops = 0;
   private ticks = 0;
   private readonly timer: NodeJS.Timeout;
 
-  constructor(private readonly target: number | "machine") {
+  constructor(
+    private readonly target: number | "machine",
+    private readonly options: { mainThread?: boolean } = {},
+  ) {
     this.sample(true);
     this.timer = setInterval(() => this.sample(this.ticks++ % 5 === 0), 100);
     this.timer.unref();
@@ -305,8 +309,10 @@ export class ProcessMeter {
     const cpu = target === "machine" ? machineBusySeconds() : cpuSeconds(target);
     const at = Date.now();
     if (cpu !== undefined) this.trace.add(at, cpu);
-    const main = target === "machine" ? undefined : cpuSeconds(target, true);
-    if (main !== undefined) this.mainTrace.add(at, main);
+    if (this.options.mainThread && target !== "machine") {
+      const main = cpuSeconds(target, true);
+      if (main !== undefined) this.mainTrace.add(at, main);
+    }
     if (!withDrops || target === "machine") return;
     const drops = udpDrops(target);
     if (drops !== undefined) this.lastDrops = drops;

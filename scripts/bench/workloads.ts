@@ -198,7 +198,7 @@ export async function runCallStep(
   }
   const node = await launch(ctx, [], profileDir);
   try {
-    const meter = new ProcessMeter(node.pid);
+    const meter = new ProcessMeter(node.pid, { mainThread: true });
     const machine = new ProcessMeter("machine");
     const self = new ProcessMeter(process.pid);
     const calls = Math.max(1, Math.round(rate * ctx.duration));
@@ -338,7 +338,7 @@ export async function runFanoutStep(
       );
     }
 
-    const meter = new ProcessMeter(node.pid);
+    const meter = new ProcessMeter(node.pid, { mainThread: true });
     const machine = new ProcessMeter("machine");
     const self = new ProcessMeter(process.pid);
     const loops = Math.max(1, Math.round((rate * ctx.duration) / FANOUT_PRESENTITIES));
