@@ -134,11 +134,7 @@ export function spawnActor<S, M>(
         stopRequested = true;
       },
       span: (name, attributes, work) =>
-        inSpan(
-          name,
-          () => ({ ...router.spanAttributes(), ...spanAttributes, ...attributes }),
-          work,
-        ),
+        inSpan(name, () => [router.spanAttributes(), spanAttributes, attributes], work),
       resume,
     };
   }
@@ -157,12 +153,11 @@ export function spawnActor<S, M>(
             envelope.traceparent,
             envelope.trace,
             receiveName,
-            () => ({
-              ...router.spanAttributes(),
-              ...spanAttributes,
-              "messaging.message.id": envelope.id,
-              "presence.mail.from": envelope.from,
-            }),
+            () => [
+              router.spanAttributes(),
+              spanAttributes,
+              { "messaging.message.id": envelope.id, "presence.mail.from": envelope.from },
+            ],
             () => {
               mail.trace = currentTrace();
               return behaviour.receive(state, envelope.body as M, ctx);

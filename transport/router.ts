@@ -192,12 +192,11 @@ export class Router {
     const producer = spanned
       ? produce(
           () => options.span?.name ?? `send ${to.kind}`,
-          () => ({
-            ...this.spanAttributes(),
-            "presence.mail.to": formatAddress(to),
-            "messaging.message.id": id,
-            ...options.span?.attributes,
-          }),
+          () => [
+            this.spanAttributes(),
+            { "presence.mail.to": formatAddress(to), "messaging.message.id": id },
+            options.span?.attributes,
+          ],
           options.span !== undefined,
         )
       : undefined;

@@ -18,7 +18,7 @@ import {
   type TimerHandle,
   TransactionTable,
 } from "../protocol/sip/transaction.js";
-import { type SpanAttributes, sipTransaction } from "./tracing.js";
+import { type AttributeParts, type SpanAttributes, sipTransaction } from "./tracing.js";
 
 export interface IncomingRequest {
   readonly request: SipRequest;
@@ -756,18 +756,16 @@ export class SipEndpoint {
 }
 
 /**
- * The attributes of a SIP transaction span: method, Call-ID, presentity (the Request-URI of a
- * SUBSCRIBE or PUBLISH, the notifier of a NOTIFY) and the peer.
+ * The attributes of a SIP transaction span, after the node's own (`node`): method, Call-ID,
+ * presentity (the Request-URI of a SUBSCRIBE or PUBLISH, the notifier of a NOTIFY) and the peer.
  */
-/** A SIP transaction span's attributes, after the node's own (`node`), in one object. */
 function transactionAttributes(
   request: SipRequest,
   peer: Peer,
   node: SpanAttributes | undefined,
-): SpanAttributes {
+): AttributeParts {
   const method = request.method.toUpperCase();
   const attributes: SpanAttributes = {
-    ...node,
     "sip.method": method,
     "sip.call_id": request.headers["call-id"],
     "sip.request_uri": request.uri,
@@ -782,5 +780,5 @@ function transactionAttributes(
         ? presentityOf(request.uri)
         : undefined;
   if (presentity) attributes["presence.presentity"] = presentity;
-  return attributes;
+  return [node, attributes];
 }

@@ -17,6 +17,13 @@ import {
 /** Span attributes as actors and the SIP edge give them (no OpenTelemetry types outside this module). */
 export type SpanAttributes = Record<string, string | number | boolean>;
 
+/**
+ * A span's attributes in parts (the node's own, the actor's, the message's), set on the span one
+ * after another. Never merged into one object first: on Node 20 an object spread followed by more
+ * properties costs ~3.5 µs (V8 leaves its fast path), more than the span itself.
+ */
+export type AttributeParts = readonly (SpanAttributes | undefined)[];
+
 let tracer: Tracer | undefined;
 
 /** Turns tracing on for this process (bootstrap, once an exporter is configured). */
@@ -140,11 +147,13 @@ function start(
   source: Tracer,
   name: string,
   kind: SpanKind,
-  attributes: () => SpanAttributes,
+  attributes: () => AttributeParts,
   parent: Context,
 ): Span {
   const span = source.startSpan(name, { kind }, parent);
-  if (span.isRecording()) span.setAttributes(attributes());
+  if (span.isRecording()) {
+    for (const part of attributes()) if (part) span.setAttributes(part);
+  }
   return span;
 }
 
@@ -190,7 +199,7 @@ export interface ProducerSpan {
  */
 export function produce(
   name: () => string,
-  attributes: () => SpanAttributes,
+  attributes: () => AttributeParts,
   root: boolean,
 ): ProducerSpan | undefined {
   if (!tracer) return undefined;
@@ -221,7 +230,7 @@ export async function consume<T>(
   traceparent: string | undefined,
   local: LocalTrace | undefined,
   name: string,
-  attributes: () => SpanAttributes,
+  attributes: () => AttributeParts,
   work: () => T | Promise<T>,
 ): Promise<T> {
   if (!tracer) return work();
@@ -246,7 +255,7 @@ export async function consume<T>(
  */
 export function inSpan<T>(
   name: string,
-  attributes: () => SpanAttributes,
+  attributes: () => AttributeParts,
   work: (annotate: (more: SpanAttributes) => void) => T,
 ): T {
   if (!tracer) return work(() => {});
@@ -279,7 +288,7 @@ export interface TransactionSpan {
 export function sipTransaction(
   kind: "server" | "client",
   method: string,
-  attributes: () => SpanAttributes,
+  attributes: () => AttributeParts,
 ): TransactionSpan | undefined {
   if (!tracer) return undefined;
   const parent = kind === "client" ? (liveContext() ?? ROOT_CONTEXT) : ROOT_CONTEXT;

@@ -104,7 +104,7 @@ describe("tracing - mail hops", () => {
     const box = sink(a);
     inSpan(
       "ignored",
-      () => ({}),
+      () => [],
       () => a.send(a.address("sink", "one"), "x"),
     );
     assert.equal(box.got[0]?.traceparent, undefined);
@@ -143,7 +143,7 @@ describe("tracing - mail hops", () => {
       let traceId = "";
       inSpan(
         "root",
-        () => ({}),
+        () => [],
         () => {
           traceId = activeSpanIds()?.traceId ?? "";
           a.send(b.address("relay", "r1"), "hello");
@@ -208,7 +208,7 @@ describe("tracing - mail hops", () => {
       const arrived = box.next();
       inSpan(
         "root",
-        () => ({}),
+        () => [],
         () => a.send(a.address("relay", "r1"), "hello"),
       );
       const envelope = await arrived;
@@ -261,7 +261,7 @@ describe("tracing - mail hops", () => {
       });
       inSpan(
         "root",
-        () => ({}),
+        () => [],
         () => a.send(a.address("relay", "r1"), "hello"),
       );
       await handled;
@@ -290,7 +290,7 @@ describe("tracing - mail hops", () => {
       let sender = "";
       inSpan(
         "root",
-        () => ({}),
+        () => [],
         () => {
           sender = activeSpanIds()?.spanId ?? "";
           a.send(a.address("moved", "m1"), "hello");
@@ -314,7 +314,7 @@ describe("tracing - mail hops", () => {
       let taken: ReturnType<typeof currentTrace>;
       const later = inSpan(
         "request",
-        () => ({}),
+        () => [],
         async () => {
           span = activeSpanIds();
           kept = keepTrace(() => activeSpanIds());
@@ -374,7 +374,7 @@ describe("tracing - log lines", () => {
       let ids: ReturnType<typeof activeSpanIds>;
       inSpan(
         "logged",
-        () => ({}),
+        () => [],
         () => {
           ids = activeSpanIds();
           log.child({ actor: "x" }).info("inside");
@@ -406,7 +406,7 @@ describe("tracing - log lines", () => {
       const arrived = box.next();
       inSpan(
         "sampled out",
-        () => ({}),
+        () => [],
         () => a.send(b.address("sink", "one"), "x"),
       );
       const traceparent = (await arrived).traceparent;
