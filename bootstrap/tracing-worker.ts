@@ -14,8 +14,8 @@ import { resourceFromAttributes } from "@opentelemetry/resources";
 import {
   type FromWorker,
   fromWire,
-  parseBatch,
   type ToWorker,
+  type WireSpan,
   type WorkerSetup,
 } from "./tracing-export.js";
 
@@ -33,7 +33,7 @@ diag.setLogger(
 const exporter = setup.protocol === "http/json" ? new OtlpJsonExporter() : new OtlpProtoExporter();
 const resource = resourceFromAttributes(setup.resource);
 const scopes = new Map<string, InstrumentationScope>();
-const batches: { count: number; spans: string }[] = [];
+const batches: WireSpan[][] = [];
 const flushes: number[] = [];
 let exporting = false;
 
@@ -55,11 +55,11 @@ function next(): void {
     if (result.code !== ExportResultCode.SUCCESS) {
       tell({
         type: "warn",
-        message: `${batch.count} spans not exported`,
+        message: `${batch.length} spans not exported`,
         detail: String(result.error ?? "export failed"),
       });
     }
-    tell({ type: "done", count: batch.count });
+    tell({ type: "done", count: batch.length });
     next();
   };
   const timer = setTimeout(
@@ -67,7 +67,7 @@ function next(): void {
     setup.exportTimeoutMs,
   );
   exporter.export(
-    parseBatch(batch.spans).map((span) => fromWire(span, resource, scopes)),
+    batch.map((span) => fromWire(span, resource, scopes)),
     done,
   );
 }
@@ -75,7 +75,7 @@ function next(): void {
 port.on("message", (message: ToWorker) => {
   switch (message.type) {
     case "spans":
-      batches.push(message);
+      batches.push(message.spans);
       next();
       break;
     case "flush":
