@@ -1,17 +1,22 @@
 // bootstrap: the OpenTelemetry SDK of a node process, configured only by the standard OTEL_* variables.
 // No OTLP endpoint set: no provider, no exporter, no spans — the tracing wrapper stays a flag test.
 
-import { DiagLogLevel, diag } from "@opentelemetry/api";
+import { context, DiagLogLevel, diag, propagation, trace } from "@opentelemetry/api";
+import {
+  CompositePropagator,
+  W3CBaggagePropagator,
+  W3CTraceContextPropagator,
+} from "@opentelemetry/core";
 import {
   defaultResource,
   detectResources,
   envDetector,
   resourceFromAttributes,
 } from "@opentelemetry/resources";
-import { NodeTracerProvider } from "@opentelemetry/sdk-trace-node";
 import { disableTracing, enableTracing, tracingContextManager } from "../transport/tracing.js";
 import type { Logger } from "./log.js";
-import { batchSettings, WorkerSpanProcessor } from "./tracing-export.js";
+import { batchSettings, WorkerExport } from "./tracing-export.js";
+import { LeanTracerProvider } from "./tracing-spans.js";
 
 export interface Tracing {
   /** Exports the spans still buffered and turns tracing off; never rejects. */
@@ -76,7 +81,7 @@ export function startTracing(instance: string, log: Logger): Tracing {
     .merge(detectResources({ detectors: [envDetector] }));
   const settings = batchSettings();
   let dropped = 0;
-  const processor = new WorkerSpanProcessor({
+  const exporter = new WorkerExport({
     settings,
     setup: {
       protocol: protocol === "http/json" ? "http/json" : "http/protobuf",
@@ -94,17 +99,24 @@ export function startTracing(instance: string, log: Logger): Tracing {
     },
     warn: (message, detail) => log.warn(message, detail === undefined ? {} : { detail }),
   });
-  const provider = new NodeTracerProvider({ resource, spanProcessors: [processor] });
-  provider.register({ contextManager: tracingContextManager() });
+  const provider = new LeanTracerProvider(exporter);
+  trace.setGlobalTracerProvider(provider);
+  context.setGlobalContextManager(tracingContextManager());
+  propagation.setGlobalPropagator(
+    new CompositePropagator({
+      propagators: [new W3CTraceContextPropagator(), new W3CBaggagePropagator()],
+    }),
+  );
   enableTracing(provider.getTracer("presence-cluster"));
   log.info("tracing on: spans exported over OTLP", { protocol });
   return {
     shutdown: async () => {
       disableTracing();
-      // Without a collector the final flush rejects: nothing more to do then.
-      await provider.shutdown().catch((error: unknown) => {
-        log.warn("tracing: the last spans were not exported", { error });
-      });
+      trace.disable();
+      context.disable();
+      propagation.disable();
+      // Spans the collector did not take are reported by the worker ("N spans not exported").
+      await exporter.shutdown();
     },
   };
 }

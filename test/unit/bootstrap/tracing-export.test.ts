@@ -5,20 +5,17 @@ import assert from "node:assert/strict";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { after, describe, it } from "node:test";
-import { context, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
-import type { InstrumentationScope } from "@opentelemetry/core";
+import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
+import { hrTimeToMilliseconds, type InstrumentationScope } from "@opentelemetry/core";
 import { resourceFromAttributes } from "@opentelemetry/resources";
-import {
-  InMemorySpanExporter,
-  NodeTracerProvider,
-  SimpleSpanProcessor,
-} from "@opentelemetry/sdk-trace-node";
+import { AlwaysOnSampler } from "@opentelemetry/sdk-trace-node";
 import {
   type BatchSettings,
   fromWire,
-  toWire,
-  WorkerSpanProcessor,
+  type WireSpan,
+  WorkerExport,
 } from "../../../bootstrap/tracing-export.js";
+import { LeanTracerProvider, spanLimitsFromEnv } from "../../../bootstrap/tracing-spans.js";
 
 interface Receiver {
   endpoint: string;
@@ -85,45 +82,57 @@ const settings = (over: Partial<BatchSettings> = {}): BatchSettings => ({
 
 describe("tracing export - spans as data", () => {
   it("tracing export - a span posted as data is the same span to the serialiser, resource and scope shared", () => {
-    const memory = new InMemorySpanExporter();
-    const provider = new NodeTracerProvider({ spanProcessors: [new SimpleSpanProcessor(memory)] });
+    const ended: WireSpan[] = [];
+    const provider = new LeanTracerProvider(
+      { push: (span) => ended.push(span) },
+      new AlwaysOnSampler(),
+      spanLimitsFromEnv(),
+    );
     const tracer = provider.getTracer("scope-a", "1.2.3");
-    const parent = tracer.startSpan("parent");
+    const parent = tracer.startSpan("parent", {}, ROOT_CONTEXT);
+    const start = Date.now();
     const child = tracer.startSpan(
       "child",
-      { kind: SpanKind.CLIENT, attributes: { "sip.method": "NOTIFY", n: 3, ok: true } },
-      trace.setSpan(context.active(), parent),
+      {
+        kind: SpanKind.CLIENT,
+        attributes: { "sip.method": "NOTIFY", n: 3, ok: true },
+        startTime: start,
+      },
+      trace.setSpan(ROOT_CONTEXT, parent),
     );
-    child.addEvent("sent", { bytes: 120 });
+    child.addEvent("sent", { bytes: 120 }, start + 5);
     child.setStatus({ code: SpanStatusCode.ERROR, message: "408" });
-    child.end();
+    child.end(start + 12.5);
     parent.end();
-    const [original, other] = memory.getFinishedSpans();
-    assert.ok(original && other);
 
     const resource = resourceFromAttributes({ "service.name": "x" });
     const scopes = new Map<string, InstrumentationScope>();
     // What postMessage does to a batch on its way to the worker.
-    const [wire, otherWire] = structuredClone([toWire(original), toWire(other)]);
+    const [wire, otherWire] = structuredClone(ended);
     assert.ok(wire && otherWire);
     const back = fromWire(wire, resource, scopes);
     assert.equal(back.name, "child");
     assert.equal(back.kind, SpanKind.CLIENT);
-    const { traceId, spanId, traceFlags } = original.spanContext();
+    const { traceId, spanId, traceFlags } = child.spanContext();
     assert.deepEqual(back.spanContext(), { traceId, spanId, traceFlags, isRemote: false });
     assert.equal(back.parentSpanContext?.spanId, parent.spanContext().spanId);
-    assert.deepEqual(back.attributes, original.attributes);
-    assert.deepEqual(back.startTime, original.startTime);
-    assert.deepEqual(back.endTime, original.endTime);
-    assert.deepEqual(back.duration, original.duration);
+    assert.deepEqual(back.attributes, { "sip.method": "NOTIFY", n: 3, ok: true });
+    assert.equal(hrTimeToMilliseconds(back.startTime), start);
+    assert.equal(hrTimeToMilliseconds(back.endTime), start + 12.5);
+    assert.deepEqual(back.duration, [0, 12_500_000]);
+    assert.equal(back.ended, true);
     assert.deepEqual(back.status, { code: SpanStatusCode.ERROR, message: "408" });
-    assert.deepEqual(back.events, original.events);
+    assert.equal(back.events.length, 1);
+    assert.equal(back.events[0]?.name, "sent");
+    assert.deepEqual(back.events[0]?.attributes, { bytes: 120 });
+    assert.equal(hrTimeToMilliseconds(back.events[0]?.time ?? [0, 0]), start + 5);
+    assert.deepEqual(back.links, []);
     assert.deepEqual(back.instrumentationScope, { name: "scope-a", version: "1.2.3" });
     const second = fromWire(otherWire, resource, scopes);
+    assert.equal(second.name, "parent");
     assert.equal(second.parentSpanContext, undefined);
     assert.equal(second.resource, back.resource, "one resource object for the serialiser");
     assert.equal(second.instrumentationScope, back.instrumentationScope, "one scope object");
-    return provider.shutdown();
   });
 });
 
@@ -138,7 +147,7 @@ describe("tracing export - the worker thread", () => {
     const sink = await receiver();
     process.env.OTEL_EXPORTER_OTLP_ENDPOINT = sink.endpoint;
     const warnings: string[] = [];
-    const processor = new WorkerSpanProcessor({
+    const exporter = new WorkerExport({
       settings: settings({ maxExportBatchSize: 3 }),
       setup: {
         protocol: "http/json",
@@ -148,14 +157,14 @@ describe("tracing export - the worker thread", () => {
       dropped: () => assert.fail("nothing is dropped"),
       warn: (message) => warnings.push(message),
     });
-    const provider = new NodeTracerProvider({ spanProcessors: [processor] });
+    const provider = new LeanTracerProvider(exporter, new AlwaysOnSampler(), spanLimitsFromEnv());
     try {
       const tracer = provider.getTracer("t");
-      const root = tracer.startSpan("root");
-      const parentContext = trace.setSpan(context.active(), root);
+      const root = tracer.startSpan("root", {}, ROOT_CONTEXT);
+      const parentContext = trace.setSpan(ROOT_CONTEXT, root);
       for (let i = 0; i < 7; i++) tracer.startSpan(`child ${i}`, {}, parentContext).end();
       root.end();
-      await processor.forceFlush();
+      await exporter.forceFlush();
       assert.equal(sink.spans.length, 8, "every span, in batches of at most three");
       assert.ok(sink.requests >= 3);
       const rootId = root.spanContext().spanId;
@@ -165,7 +174,7 @@ describe("tracing export - the worker thread", () => {
       assert.ok(sink.spans.every((s) => s.service === "worker-test"));
       assert.deepEqual(warnings, []);
     } finally {
-      await provider.shutdown();
+      await exporter.shutdown();
       await sink.close();
     }
   });
@@ -175,7 +184,7 @@ describe("tracing export - the worker thread", () => {
     process.env.OTEL_EXPORTER_OTLP_ENDPOINT = sink.endpoint;
     let dropped = 0;
     const warnings: string[] = [];
-    const processor = new WorkerSpanProcessor({
+    const exporter = new WorkerExport({
       settings: settings({ maxQueueSize: 4, maxExportBatchSize: 2, exportTimeoutMs: 300 }),
       setup: {
         protocol: "http/json",
@@ -187,12 +196,12 @@ describe("tracing export - the worker thread", () => {
       },
       warn: (message) => warnings.push(message),
     });
-    const provider = new NodeTracerProvider({ spanProcessors: [processor] });
+    const provider = new LeanTracerProvider(exporter, new AlwaysOnSampler(), spanLimitsFromEnv());
     try {
       const tracer = provider.getTracer("t");
       for (let i = 0; i < 10; i++) tracer.startSpan(`span ${i}`).end();
       assert.equal(dropped, 6, "four spans wait for the worker, the other six are dropped");
-      await processor.forceFlush();
+      await exporter.forceFlush();
       assert.ok(
         warnings.some((w) => /spans not exported/.test(w)),
         `a failed export is reported: ${warnings.join("; ")}`,
@@ -200,7 +209,7 @@ describe("tracing export - the worker thread", () => {
       tracer.startSpan("after").end();
       assert.equal(dropped, 6, "once the worker is done with them the queue has room again");
     } finally {
-      await provider.shutdown();
+      await exporter.shutdown();
       await sink.close();
     }
   });
