@@ -86,6 +86,8 @@ export function startTracing(instance: string, log: Logger): Tracing {
     setup: {
       protocol: protocol === "http/json" ? "http/json" : "http/protobuf",
       resource: resource.attributes,
+      maxExportBatchSize: settings.maxExportBatchSize,
+      scheduledDelayMs: settings.scheduledDelayMs,
       exportTimeoutMs: settings.exportTimeoutMs,
     },
     dropped: (count) => {

@@ -152,6 +152,8 @@ describe("tracing export - the worker thread", () => {
       setup: {
         protocol: "http/json",
         resource: { "service.name": "worker-test" },
+        maxExportBatchSize: 3,
+        scheduledDelayMs: 20,
         exportTimeoutMs: 2000,
       },
       dropped: () => assert.fail("nothing is dropped"),
@@ -189,6 +191,8 @@ describe("tracing export - the worker thread", () => {
       setup: {
         protocol: "http/json",
         resource: { "service.name": "worker-test" },
+        maxExportBatchSize: 2,
+        scheduledDelayMs: 20,
         exportTimeoutMs: 300,
       },
       dropped: (count) => {
