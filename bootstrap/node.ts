@@ -36,7 +36,7 @@ import type { MemberInfo } from "../transport/membership.js";
 import { homeOf } from "../transport/placement.js";
 import { Router } from "../transport/router.js";
 import { SipEndpoint } from "../transport/sip-endpoint.js";
-import { keepTrace } from "../transport/tracing.js";
+import { keepTrace, type SpanAttributes } from "../transport/tracing.js";
 import type { ActorTransport } from "../transport/transport.js";
 import { type AdminServer, startAdmin } from "./admin.js";
 import type { HostPort, NodeConfig, Role } from "./config.js";
@@ -105,13 +105,23 @@ export async function startNode(
   // Bad source modules or options stop the node before it binds anything.
   const loadedSources = await loadSources(config);
   const system = startActorSystem({ name: `presence-${config.id}` } as never);
+  // One object per role: the spans of a chunk posted to the export worker share it (cloned once).
+  const nodeAttributes = new Map<Role, SpanAttributes>();
+  const spanAttributes = (): SpanAttributes => {
+    let attributes = nodeAttributes.get(role);
+    if (!attributes) {
+      attributes = { "presence.node.id": config.id, "presence.node.role": role };
+      nodeAttributes.set(role, attributes);
+    }
+    return attributes;
+  };
   const router = new Router({
     nodeId: config.id,
     transport: deps.transport,
     log,
     askTimeoutMs: config.askTimeoutMs,
     mailLatency: (ms) => metrics.mailLatency(ms),
-    spanAttributes: () => ({ "presence.node.id": config.id, "presence.node.role": role }),
+    spanAttributes,
     traceLocalMail: config.traceMail === "all",
   });
   const stats = newNodeStats();

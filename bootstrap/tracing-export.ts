@@ -2,11 +2,12 @@
 // them to tracing-worker.ts, which makes them ReadableSpans again for the OTLP exporter to send.
 
 import { Worker } from "node:worker_threads";
-import type { Attributes, SpanContext, SpanStatus } from "@opentelemetry/api";
+import type { Attributes, AttributeValue, SpanContext, SpanStatus } from "@opentelemetry/api";
 import {
   getNumberFromEnv,
   hrTimeDuration,
   type InstrumentationScope,
+  isAttributeValue,
   millisToHrTime,
 } from "@opentelemetry/core";
 import type { Resource } from "@opentelemetry/resources";
@@ -32,10 +33,10 @@ export type WireSpan = [
   endMs: number,
   statusCode: number,
   statusMessage: string | null,
-  attributes: Attributes,
+  /** In the order given, the last value of a key counting (see mergeAttributes). */
+  attributes: Attributes[],
   events: WireEvent[] | null,
   links: WireLink[] | null,
-  droppedAttributesCount: number,
   droppedEventsCount: number,
   droppedLinksCount: number,
   scopeName: string,
@@ -76,6 +77,9 @@ export type FromWorker =
 export interface WorkerSetup {
   protocol: "http/protobuf" | "http/json";
   resource: Attributes;
+  /** The span attribute limits (OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT, _VALUE_LENGTH_LIMIT). */
+  attributeCount: number;
+  attributeValueLength: number;
   maxExportBatchSize: number;
   scheduledDelayMs: number;
   exportTimeoutMs: number;
@@ -89,6 +93,54 @@ export interface WorkerSetup {
  */
 const POST_CHUNK = 32;
 const POST_DELAY_MS = 200;
+
+/** A string (or the strings of an array) cut to `limit` characters. */
+export function truncate(value: AttributeValue, limit: number): AttributeValue {
+  if (limit === Number.POSITIVE_INFINITY) return value;
+  if (typeof value === "string") return value.length > limit ? value.slice(0, limit) : value;
+  if (Array.isArray(value)) {
+    return value.map((v: unknown) =>
+      typeof v === "string" && v.length > limit ? v.slice(0, limit) : v,
+    ) as AttributeValue;
+  }
+  return value;
+}
+
+/**
+ * A span's attribute objects as one, in order (a later value of a key replaces an earlier one),
+ * with at most `count` keys (the rest counted as dropped), values cut to `valueLength`, and
+ * values that are no attribute value left out.
+ */
+export function mergeAttributes(
+  parts: readonly Attributes[],
+  count: number,
+  valueLength: number,
+): [Attributes, number] {
+  if (parts.length === 1 && valueLength === Number.POSITIVE_INFINITY) {
+    const [only = {}] = parts;
+    if (Object.keys(only).length <= count && Object.values(only).every(isAttributeValue)) {
+      return [only, 0];
+    }
+  }
+  const merged: Attributes = {};
+  let kept = 0;
+  let dropped = 0;
+  for (const part of parts) {
+    for (const key in part) {
+      const value = part[key];
+      if (!Object.hasOwn(part, key) || value == null || !isAttributeValue(value)) continue;
+      if (!Object.hasOwn(merged, key)) {
+        if (kept >= count) {
+          dropped++;
+          continue;
+        }
+        kept++;
+      }
+      merged[key] = truncate(value, valueLength);
+    }
+  }
+  return [merged, dropped];
+}
 
 function spanContextOf(
   traceId: string,
@@ -120,6 +172,7 @@ function spanContextOf(
  */
 export function fromWire(
   wire: WireSpan,
+  setup: Pick<WorkerSetup, "attributeCount" | "attributeValueLength">,
   resource: Resource,
   scopes: Map<string, InstrumentationScope>,
 ): ReadableSpan {
@@ -136,10 +189,9 @@ export function fromWire(
     endMs,
     statusCode,
     statusMessage,
-    attributes,
+    parts,
     events,
     links,
-    droppedAttributesCount,
     droppedEventsCount,
     droppedLinksCount,
     scopeName,
@@ -159,6 +211,11 @@ export function fromWire(
   const context = spanContextOf(traceId, spanId, traceFlags, traceState, false);
   const startTime = millisToHrTime(startMs);
   const endTime = millisToHrTime(endMs);
+  const [attributes, droppedAttributesCount] = mergeAttributes(
+    parts,
+    setup.attributeCount,
+    setup.attributeValueLength,
+  );
   const status: SpanStatus =
     statusMessage !== null ? { code: statusCode, message: statusMessage } : { code: statusCode };
   return {

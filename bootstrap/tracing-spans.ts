@@ -42,7 +42,8 @@ import {
   SamplingDecision,
   TraceIdRatioBasedSampler,
 } from "@opentelemetry/sdk-trace-node";
-import type { WireEvent, WireLink, WireSpan } from "./tracing-export.js";
+import type { AttributeTaker } from "../transport/tracing.js";
+import { truncate, type WireEvent, type WireLink, type WireSpan } from "./tracing-export.js";
 
 /** The SDK's span limits, from the same OTEL_* variables and defaults. */
 export interface SpanLimits {
@@ -126,17 +127,6 @@ function millis(time: TimeInput | undefined): number {
   return isTimeInputHrTime(time) ? hrTimeToMilliseconds(time) : now();
 }
 
-function truncate(value: AttributeValue, limit: number): AttributeValue {
-  if (limit === Number.POSITIVE_INFINITY) return value;
-  if (typeof value === "string") return value.length > limit ? value.slice(0, limit) : value;
-  if (Array.isArray(value)) {
-    return value.map((v: unknown) =>
-      typeof v === "string" && v.length > limit ? v.slice(0, limit) : v,
-    ) as AttributeValue;
-  }
-  return value;
-}
-
 /** At most `limit` attributes of a link or event; the rest counted as dropped. */
 function limited(
   attributes: Attributes | undefined,
@@ -155,19 +145,19 @@ function limited(
 }
 
 /**
- * A recording span. Attributes land in one object the export batch takes as it is (the span is
- * done with it once ended); times are epoch milliseconds, made HrTime again in the export worker.
+ * A recording span. Its attributes are the objects it was handed (`takeAttributes`, by
+ * reference) and one of its own for `setAttribute`, which wins; the export worker merges them
+ * and applies the attribute limits. Times are epoch milliseconds, made HrTime in the worker.
  */
-class LeanSpan implements Span {
+class LeanSpan implements Span, AttributeTaker {
   readonly #tracer: LeanTracer;
   readonly #context: SpanContext;
   readonly #kind: SpanKind;
   readonly #parent: SpanContext | undefined;
   readonly #start: number;
   #name: string;
-  #attributes: Attributes = {};
-  #attributeCount = 0;
-  #droppedAttributes = 0;
+  #taken: Attributes[] | null = null;
+  #attributes: Attributes | null = null;
   #status: SpanStatus = { code: SpanStatusCode.UNSET };
   #events: WireEvent[] | null = null;
   #droppedEvents = 0;
@@ -201,15 +191,15 @@ class LeanSpan implements Span {
       diag.warn(`Invalid attribute ${key.length === 0 ? "key" : "value"} for key: ${key}`);
       return this;
     }
-    const limits = this.#tracer.setup.limits;
-    const isNew = !Object.hasOwn(this.#attributes, key);
-    if (isNew && this.#attributeCount >= limits.attributeCount) {
-      this.#droppedAttributes++;
-      return this;
-    }
-    this.#attributes[key] = truncate(value, limits.attributeValueLength);
-    if (isNew) this.#attributeCount++;
+    this.#attributes ??= {};
+    this.#attributes[key] = value;
     return this;
+  }
+
+  takeAttributes(attributes: Attributes): void {
+    if (this.#ended) return;
+    this.#taken ??= [];
+    this.#taken.push(attributes);
   }
 
   setAttributes(attributes: Attributes): this {
@@ -313,10 +303,9 @@ class LeanSpan implements Span {
       Math.max(this.#start, millis(endTime)),
       this.#status.code,
       this.#status.message ?? null,
-      this.#attributes,
+      this.#attributes ? [...(this.#taken ?? []), this.#attributes] : (this.#taken ?? []),
       this.#events,
       this.#links,
-      this.#droppedAttributes,
       this.#droppedEvents,
       this.#droppedLinks,
       scope.name,
@@ -418,7 +407,7 @@ export class LeanTracerProvider implements TracerProvider {
   readonly #setup: TracerSetup;
   readonly #tracers = new Map<string, LeanTracer>();
 
-  constructor(sink: SpanSink, sampler: Sampler = samplerFromEnv(), limits = spanLimitsFromEnv()) {
+  constructor(sink: SpanSink, sampler: Sampler, limits: SpanLimits) {
     this.#setup = { sampler, limits, sink, ids: new RandomIdGenerator() };
   }
 

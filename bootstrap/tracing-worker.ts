@@ -84,7 +84,7 @@ function next(): void {
 port.on("message", (message: ToWorker) => {
   switch (message.type) {
     case "spans":
-      for (const span of message.spans) pending.push(fromWire(span, resource, scopes));
+      for (const span of message.spans) pending.push(fromWire(span, setup, resource, scopes));
       next();
       break;
     case "flush":

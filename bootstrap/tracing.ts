@@ -1,4 +1,4 @@
-// bootstrap: the OpenTelemetry SDK of a node process, configured only by the standard OTEL_* variables.
+// bootstrap: tracing of a node process (our tracer, the export worker), set only by the OTEL_* variables.
 // No OTLP endpoint set: no provider, no exporter, no spans — the tracing wrapper stays a flag test.
 
 import { context, DiagLogLevel, diag, propagation, trace } from "@opentelemetry/api";
@@ -16,7 +16,7 @@ import {
 import { disableTracing, enableTracing, tracingContextManager } from "../transport/tracing.js";
 import type { Logger } from "./log.js";
 import { batchSettings, WorkerExport } from "./tracing-export.js";
-import { LeanTracerProvider } from "./tracing-spans.js";
+import { LeanTracerProvider, samplerFromEnv, spanLimitsFromEnv } from "./tracing-spans.js";
 
 export interface Tracing {
   /** Exports the spans still buffered and turns tracing off; never rejects. */
@@ -52,7 +52,7 @@ export function otlpProtocol(env: Env = process.env): "http/protobuf" | "http/js
 }
 
 /**
- * Starts the SDK when an OTLP endpoint is configured. `instance` names the process in the
+ * Starts tracing when an OTLP endpoint is configured. `instance` names the process in the
  * resource (the node id, or "embedded" for several nodes in one process).
  */
 export function startTracing(instance: string, log: Logger): Tracing {
@@ -80,6 +80,7 @@ export function startTracing(instance: string, log: Logger): Tracing {
     )
     .merge(detectResources({ detectors: [envDetector] }));
   const settings = batchSettings();
+  const limits = spanLimitsFromEnv();
   let dropped = 0;
   const exporter = new WorkerExport({
     settings,
@@ -89,6 +90,8 @@ export function startTracing(instance: string, log: Logger): Tracing {
       maxExportBatchSize: settings.maxExportBatchSize,
       scheduledDelayMs: settings.scheduledDelayMs,
       exportTimeoutMs: settings.exportTimeoutMs,
+      attributeCount: limits.attributeCount,
+      attributeValueLength: limits.attributeValueLength,
     },
     dropped: (count) => {
       if (dropped === 0) {
@@ -101,7 +104,7 @@ export function startTracing(instance: string, log: Logger): Tracing {
     },
     warn: (message, detail) => log.warn(message, detail === undefined ? {} : { detail }),
   });
-  const provider = new LeanTracerProvider(exporter);
+  const provider = new LeanTracerProvider(exporter, samplerFromEnv(), limits);
   trace.setGlobalTracerProvider(provider);
   context.setGlobalContextManager(tracingContextManager());
   propagation.setGlobalPropagator(

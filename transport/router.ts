@@ -113,8 +113,8 @@ export class Router {
     this.transport = options.transport;
     this.log = options.log;
     this.askTimeoutMs = options.askTimeoutMs;
-    this.spanAttributes =
-      options.spanAttributes ?? (() => ({ "presence.node.id": options.nodeId }));
+    const own = { "presence.node.id": options.nodeId };
+    this.spanAttributes = options.spanAttributes ?? (() => own);
     this.traceLocalMail = options.traceLocalMail ?? false;
     const latency = options.mailLatency;
     this.transport.onReceive((envelope) => {

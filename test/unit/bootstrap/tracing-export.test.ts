@@ -5,13 +5,14 @@ import assert from "node:assert/strict";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { after, describe, it } from "node:test";
-import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
+import { type Attributes, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
 import { hrTimeToMilliseconds, type InstrumentationScope } from "@opentelemetry/core";
 import { resourceFromAttributes } from "@opentelemetry/resources";
 import { AlwaysOnSampler } from "@opentelemetry/sdk-trace-node";
 import {
   type BatchSettings,
   fromWire,
+  mergeAttributes,
   type WireSpan,
   WorkerExport,
 } from "../../../bootstrap/tracing-export.js";
@@ -72,6 +73,8 @@ async function receiver(hang = false): Promise<Receiver> {
   return state;
 }
 
+const limits = { attributeCount: 128, attributeValueLength: Number.POSITIVE_INFINITY };
+
 const settings = (over: Partial<BatchSettings> = {}): BatchSettings => ({
   maxQueueSize: 2048,
   maxExportBatchSize: 512,
@@ -110,7 +113,7 @@ describe("tracing export - spans as data", () => {
     // What postMessage does to a batch on its way to the worker.
     const [wire, otherWire] = structuredClone(ended);
     assert.ok(wire && otherWire);
-    const back = fromWire(wire, resource, scopes);
+    const back = fromWire(wire, limits, resource, scopes);
     assert.equal(back.name, "child");
     assert.equal(back.kind, SpanKind.CLIENT);
     const { traceId, spanId, traceFlags } = child.spanContext();
@@ -128,11 +131,37 @@ describe("tracing export - spans as data", () => {
     assert.equal(hrTimeToMilliseconds(back.events[0]?.time ?? [0, 0]), start + 5);
     assert.deepEqual(back.links, []);
     assert.deepEqual(back.instrumentationScope, { name: "scope-a", version: "1.2.3" });
-    const second = fromWire(otherWire, resource, scopes);
+    const second = fromWire(otherWire, limits, resource, scopes);
     assert.equal(second.name, "parent");
     assert.equal(second.parentSpanContext, undefined);
     assert.equal(second.resource, back.resource, "one resource object for the serialiser");
     assert.equal(second.instrumentationScope, back.instrumentationScope, "one scope object");
+  });
+});
+
+describe("tracing export - attribute parts", () => {
+  it("tracing export - parts merge in order under the count and length limits, drops counted", () => {
+    const [merged, dropped] = mergeAttributes(
+      [
+        { a: "abcdefgh", b: 1 },
+        { c: 2, d: 3 },
+        { a: "xy", e: ["abcdef", "g"] },
+      ],
+      2,
+      4,
+    );
+    assert.deepEqual(merged, { a: "xy", b: 1 });
+    assert.equal(dropped, 3, "c, d and e found no room");
+    const [cut] = mergeAttributes([{ a: "abcdefgh", list: ["abcdef", "g"] }], 128, 4);
+    assert.deepEqual(cut, { a: "abcd", list: ["abcd", "g"] });
+    const odd = { ok: 1, bad: { nested: true } } as unknown as Attributes;
+    assert.deepEqual(mergeAttributes([odd], 128, Number.POSITIVE_INFINITY), [{ ok: 1 }, 0]);
+    const single = { x: 1 };
+    assert.equal(
+      mergeAttributes([single], 128, Number.POSITIVE_INFINITY)[0],
+      single,
+      "one valid part within the limits is used as it is",
+    );
   });
 });
 
@@ -152,6 +181,7 @@ describe("tracing export - the worker thread", () => {
       setup: {
         protocol: "http/json",
         resource: { "service.name": "worker-test" },
+        ...limits,
         maxExportBatchSize: 3,
         scheduledDelayMs: 20,
         exportTimeoutMs: 2000,
@@ -191,6 +221,7 @@ describe("tracing export - the worker thread", () => {
       setup: {
         protocol: "http/json",
         resource: { "service.name": "worker-test" },
+        ...limits,
         maxExportBatchSize: 2,
         scheduledDelayMs: 20,
         exportTimeoutMs: 300,

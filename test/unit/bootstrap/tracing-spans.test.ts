@@ -14,14 +14,13 @@ import {
 } from "@opentelemetry/api";
 import { suppressTracing } from "@opentelemetry/core";
 import { AlwaysOffSampler, ParentBasedSampler } from "@opentelemetry/sdk-trace-node";
-import type { WireSpan } from "../../../bootstrap/tracing-export.js";
+import { mergeAttributes, type WireSpan } from "../../../bootstrap/tracing-export.js";
 import {
   LeanTracerProvider,
-  type SpanLimits,
   samplerFromEnv,
   spanLimitsFromEnv,
 } from "../../../bootstrap/tracing-spans.js";
-import { tracingContextManager } from "../../../transport/tracing.js";
+import { type AttributeTaker, tracingContextManager } from "../../../transport/tracing.js";
 
 const NAME = 0;
 const KIND = 1;
@@ -35,15 +34,19 @@ const STATUS = 10;
 const MESSAGE = 11;
 const ATTRIBUTES = 12;
 const EVENTS = 13;
-const DROPPED_ATTRIBUTES = 15;
-const SCOPE = 18;
+const SCOPE = 17;
 
-function tracerWith(options: { sampler?: ParentBasedSampler; limits?: Partial<SpanLimits> } = {}) {
+/** The attributes the export worker makes of a span's parts (no limits). */
+function attributesOf(wire: WireSpan) {
+  return mergeAttributes(wire[ATTRIBUTES], 128, Number.POSITIVE_INFINITY)[0];
+}
+
+function tracerWith(options: { sampler?: ParentBasedSampler } = {}) {
   const ended: WireSpan[] = [];
   const provider = new LeanTracerProvider(
     { push: (span) => ended.push(span) },
     options.sampler ?? samplerFromEnv(),
-    { ...spanLimitsFromEnv(), ...options.limits },
+    spanLimitsFromEnv(),
   );
   return { tracer: provider.getTracer("scope-a", "1.2.3"), ended, provider };
 }
@@ -84,7 +87,7 @@ describe("tracing spans - the node's tracer", () => {
     assert.equal(c[PARENT], r[SPAN_ID]);
     assert.equal(c[PARENT_REMOTE], false);
     assert.equal(r[PARENT], null);
-    assert.deepEqual(c[ATTRIBUTES], {
+    assert.deepEqual(attributesOf(c), {
       "sip.method": "NOTIFY",
       "sip.status_code": 200,
       n: 3,
@@ -125,7 +128,7 @@ describe("tracing spans - the node's tracer", () => {
     assert.equal(ended.length, 1);
     const [wire] = ended as [WireSpan];
     assert.equal(wire[NAME], "once");
-    assert.deepEqual(wire[ATTRIBUTES], {});
+    assert.deepEqual(wire[ATTRIBUTES], []);
     assert.equal(wire[STATUS], SpanStatusCode.UNSET);
   });
 
@@ -168,17 +171,25 @@ describe("tracing spans - the node's tracer", () => {
     assert.deepEqual(events[3]?.[2], { "exception.message": "a plain message" });
   });
 
-  it("tracing spans - the attribute count and value length limits hold, drops counted", () => {
-    const { tracer, ended } = tracerWith({
-      limits: { attributeCount: 2, attributeValueLength: 4 },
-    });
-    const span = tracer.startSpan("limited", {}, ROOT_CONTEXT);
-    span.setAttributes({ a: "abcdefgh", b: 1, c: 2, d: 3 });
-    span.setAttribute("a", "xy");
+  it("tracing spans - attribute objects handed over are kept by reference; setAttribute wins", () => {
+    const { tracer, ended } = tracerWith();
+    const node = { "presence.node.id": "n1", "presence.node.role": "server" };
+    const own = { "sip.method": "NOTIFY", "sip.status_code": 0 };
+    const span = tracer.startSpan("taken", {}, ROOT_CONTEXT) as Span & AttributeTaker;
+    span.takeAttributes(node);
+    span.takeAttributes(own);
+    span.setAttribute("sip.status_code", 200);
     span.end();
+    span.takeAttributes({ late: true });
     const [wire] = ended as [WireSpan];
-    assert.deepEqual(wire[ATTRIBUTES], { a: "xy", b: 1 });
-    assert.equal(wire[DROPPED_ATTRIBUTES], 2);
+    assert.equal(wire[ATTRIBUTES][0], node, "the very object, not a copy");
+    assert.equal(wire[ATTRIBUTES][1], own);
+    assert.deepEqual(attributesOf(wire), {
+      "presence.node.id": "n1",
+      "presence.node.role": "server",
+      "sip.method": "NOTIFY",
+      "sip.status_code": 200,
+    });
   });
 
   it("tracing spans - a sampled-out span records nothing but carries its context", () => {
