@@ -49,7 +49,8 @@ highest clean rate: held, no request retransmitted, and a median response under 
   --max-load <x>         before each step, wait (up to 10 min) until the 1-min load average is
                          below x: others may share the machine (default: do not wait)
   --tracing <list>       tracing configurations, each a fresh node at every rate, run one after
-                         another (interleaved) so that the machine's noise falls on all alike:
+                         another (interleaved, each sweep starting with the next configuration)
+                         so that the machine's noise falls on all alike:
                          off, or a sampling ratio (1 = 100%, 0.01 = 1%) with the node exporting
                          OTLP/HTTP to a counting receiver in this process (default: off)
   --node-flags=<flags>   extra Node.js flags for the node under test (space-separated, after
@@ -412,6 +413,8 @@ async function runStep(
 /**
  * One sweep per tracing configuration, interleaved: at each rate every configuration still going
  * runs one step (a fresh node each), so that others' load on the machine falls on all of them.
+ * Sweep `round` (from 0) starts each rate with configuration `round` and goes round from there,
+ * so that over as many sweeps as configurations each runs first, second, … equally often.
  */
 async function sweep(
   ctx: BenchContext,
@@ -419,6 +422,7 @@ async function sweep(
   rates: number[],
   options: Options,
   sink: OtlpSink | undefined,
+  round: number,
 ): Promise<TracedStep[][]> {
   const steps: TracedStep[][] = options.tracing.map(() => []);
   const going = new Set(options.tracing.keys());
@@ -436,9 +440,12 @@ async function sweep(
     }
     return step;
   };
+  const count = options.tracing.length;
+  const order = options.tracing.map((_, k) => (k + round) % count);
   for (const rate of rates) {
-    for (const [i, tracing] of options.tracing.entries()) {
-      if (!going.has(i)) continue;
+    for (const i of order) {
+      const tracing = options.tracing[i];
+      if (tracing === undefined || !going.has(i)) continue;
       let step = await run(rate, tracing);
       if (!step.held && options.retryNoisy && step.otherCpu > NOISY) {
         console.log(
@@ -767,7 +774,7 @@ async function main(): Promise<number> {
           `\n== ${DESCRIPTIONS[workload]}${options.repeat > 1 ? ` — sweep ${run}/${options.repeat}` : ""} ==`,
         );
         console.log(tracedHeader(workload, options));
-        const swept = await sweep(ctx, workload, rates, options, sink);
+        const swept = await sweep(ctx, workload, rates, options, sink, run - 1);
         for (const [i, steps] of swept.entries()) {
           const report = mine[i];
           if (!report) continue;
