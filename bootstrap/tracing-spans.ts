@@ -400,8 +400,8 @@ class LeanTracer implements Tracer {
 /**
  * The node's TracerProvider: what the SDK's tracer does up to the span processor (sampler from
  * OTEL_TRACES_SAMPLER, random ids, span limits), without its span objects — on Node 20 those
- * and their conversion to data cost the event loop ~2× what these do per span (BENCHMARKS.md,
- * "Cost of tracing"); export goes on in the worker as before.
+ * and their conversion to data cost the event loop ~1.5× what these do per span (BENCHMARKS.md,
+ * "Cost of tracing, third round"); export goes on in the worker.
  */
 export class LeanTracerProvider implements TracerProvider {
   readonly #setup: TracerSetup;
