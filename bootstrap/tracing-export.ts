@@ -73,17 +73,17 @@ export type FromWorker =
   | { type: "flushed"; id: number }
   | { type: "warn"; message: string; detail?: string };
 
-/** What the worker is started with. */
+/** What the worker is started with besides the batch settings. */
 export interface WorkerSetup {
   protocol: "http/protobuf" | "http/json";
   resource: Attributes;
   /** The span attribute limits (OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT, _VALUE_LENGTH_LIMIT). */
   attributeCount: number;
   attributeValueLength: number;
-  maxExportBatchSize: number;
-  scheduledDelayMs: number;
-  exportTimeoutMs: number;
 }
+
+/** The worker's data: its setup and the batch settings it exports by. */
+export type WorkerData = WorkerSetup & BatchSettings;
 
 /**
  * Spans are posted to the worker in small chunks, at the latest this many ms after the first of
@@ -95,7 +95,7 @@ const POST_CHUNK = 32;
 const POST_DELAY_MS = 200;
 
 /** A string (or the strings of an array) cut to `limit` characters. */
-export function truncate(value: AttributeValue, limit: number): AttributeValue {
+function truncate(value: AttributeValue, limit: number): AttributeValue {
   if (limit === Number.POSITIVE_INFINITY) return value;
   if (typeof value === "string") return value.length > limit ? value.slice(0, limit) : value;
   if (Array.isArray(value)) {
@@ -303,7 +303,7 @@ export class WorkerExport implements SpanSink {
     this.#settings = options.settings;
     this.#options = options;
     this.#worker = new Worker(new URL("./tracing-worker.js", import.meta.url), {
-      workerData: options.setup,
+      workerData: { ...options.setup, ...options.settings } satisfies WorkerData,
     });
     this.#worker.unref();
     this.#worker.on("message", (message: FromWorker) => this.#received(message));

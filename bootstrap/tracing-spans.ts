@@ -43,7 +43,7 @@ import {
   TraceIdRatioBasedSampler,
 } from "@opentelemetry/sdk-trace-node";
 import type { AttributeTaker } from "../transport/tracing.js";
-import { truncate, type WireEvent, type WireLink, type WireSpan } from "./tracing-export.js";
+import { mergeAttributes, type WireEvent, type WireLink, type WireSpan } from "./tracing-export.js";
 
 /** The SDK's span limits, from the same OTEL_* variables and defaults. */
 export interface SpanLimits {
@@ -127,21 +127,14 @@ function millis(time: TimeInput | undefined): number {
   return isTimeInputHrTime(time) ? hrTimeToMilliseconds(time) : now();
 }
 
-/** At most `limit` attributes of a link or event; the rest counted as dropped. */
+/** At most `limit` attributes of a link or event (copied), the rest counted as dropped. */
 function limited(
   attributes: Attributes | undefined,
   limit: number,
   valueLength: number,
 ): [Attributes | null, number] {
-  const clean = sanitizeAttributes(attributes);
-  const keys = Object.keys(clean);
-  if (keys.length === 0) return [null, 0];
-  const kept: Attributes = {};
-  for (const key of keys.slice(0, limit)) {
-    const value = clean[key];
-    if (value !== undefined) kept[key] = truncate(value, valueLength);
-  }
-  return [kept, Math.max(0, keys.length - limit)];
+  const [kept, dropped] = mergeAttributes([sanitizeAttributes(attributes)], limit, valueLength);
+  return Object.keys(kept).length > 0 ? [kept, dropped] : [null, 0];
 }
 
 /**

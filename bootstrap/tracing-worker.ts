@@ -12,11 +12,11 @@ import { OTLPTraceExporter as OtlpJsonExporter } from "@opentelemetry/exporter-t
 import { OTLPTraceExporter as OtlpProtoExporter } from "@opentelemetry/exporter-trace-otlp-proto";
 import { resourceFromAttributes } from "@opentelemetry/resources";
 import type { ReadableSpan } from "@opentelemetry/sdk-trace-node";
-import { type FromWorker, fromWire, type ToWorker, type WorkerSetup } from "./tracing-export.js";
+import { type FromWorker, fromWire, type ToWorker, type WorkerData } from "./tracing-export.js";
 
 const port = parentPort;
 if (!port) throw new Error("tracing-worker.js runs as a worker thread only");
-const setup = workerData as WorkerSetup;
+const setup = workerData as WorkerData;
 
 const tell = (message: FromWorker): void => port.postMessage(message);
 const warn = (message: string) => tell({ type: "warn", message: "opentelemetry", detail: message });

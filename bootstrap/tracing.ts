@@ -87,9 +87,6 @@ export function startTracing(instance: string, log: Logger): Tracing {
     setup: {
       protocol: protocol === "http/json" ? "http/json" : "http/protobuf",
       resource: resource.attributes,
-      maxExportBatchSize: settings.maxExportBatchSize,
-      scheduledDelayMs: settings.scheduledDelayMs,
-      exportTimeoutMs: settings.exportTimeoutMs,
       attributeCount: limits.attributeCount,
       attributeValueLength: limits.attributeValueLength,
     },

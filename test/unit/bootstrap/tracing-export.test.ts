@@ -182,9 +182,6 @@ describe("tracing export - the worker thread", () => {
         protocol: "http/json",
         resource: { "service.name": "worker-test" },
         ...limits,
-        maxExportBatchSize: 3,
-        scheduledDelayMs: 20,
-        exportTimeoutMs: 2000,
       },
       dropped: () => assert.fail("nothing is dropped"),
       warn: (message) => warnings.push(message),
@@ -222,9 +219,6 @@ describe("tracing export - the worker thread", () => {
         protocol: "http/json",
         resource: { "service.name": "worker-test" },
         ...limits,
-        maxExportBatchSize: 2,
-        scheduledDelayMs: 20,
-        exportTimeoutMs: 300,
       },
       dropped: (count) => {
         dropped += count;
