@@ -43,7 +43,8 @@ import {
   TraceIdRatioBasedSampler,
 } from "@opentelemetry/sdk-trace-node";
 import type { AttributeTaker } from "../transport/tracing.js";
-import { mergeAttributes, type WireEvent, type WireLink, type WireSpan } from "./tracing-export.js";
+import { mergeAttributes } from "./tracing-encode.js";
+import type { WireEvent, WireLink, WireSpan } from "./tracing-export.js";
 
 /** The SDK's span limits, from the same OTEL_* variables and defaults. */
 export interface SpanLimits {
@@ -139,8 +140,8 @@ function limited(
 
 /**
  * A recording span. Its attributes are the objects it was handed (`takeAttributes`, by
- * reference) and one of its own for `setAttribute`, which wins; the export worker merges them
- * and applies the attribute limits. Times are epoch milliseconds, made HrTime in the worker.
+ * reference) and one of its own for `setAttribute`, which wins; the encoder merges them and
+ * applies the attribute limits as it writes the span. Times are epoch milliseconds.
  */
 class LeanSpan implements Span, AttributeTaker {
   readonly #tracer: LeanTracer;

@@ -15,6 +15,7 @@ import {
 } from "@opentelemetry/resources";
 import { disableTracing, enableTracing, tracingContextManager } from "../transport/tracing.js";
 import type { Logger } from "./log.js";
+import type { OtlpEncoding } from "./tracing-encode.js";
 import { batchSettings, WorkerExport } from "./tracing-export.js";
 import { LeanTracerProvider, samplerFromEnv, spanLimitsFromEnv } from "./tracing-spans.js";
 
@@ -44,7 +45,7 @@ export function otlpConfigured(env: Env = process.env): boolean {
 }
 
 /** The OTLP/HTTP encoding asked for: http/protobuf (the spec's default) or http/json. */
-export function otlpProtocol(env: Env = process.env): "http/protobuf" | "http/json" | "grpc" {
+export function otlpProtocol(env: Env = process.env): OtlpEncoding | "grpc" {
   const value =
     set(env, "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") ?? set(env, "OTEL_EXPORTER_OTLP_PROTOCOL");
   if (value === "http/json" || value === "grpc") return value;
@@ -84,9 +85,10 @@ export function startTracing(instance: string, log: Logger): Tracing {
   let dropped = 0;
   const exporter = new WorkerExport({
     settings,
-    setup: {
-      protocol: protocol === "http/json" ? "http/json" : "http/protobuf",
+    protocol: protocol === "http/json" ? "http/json" : "http/protobuf",
+    encoding: {
       resource: resource.attributes,
+      ...(resource.schemaUrl ? { resourceSchemaUrl: resource.schemaUrl } : {}),
       attributeCount: limits.attributeCount,
       attributeValueLength: limits.attributeValueLength,
     },

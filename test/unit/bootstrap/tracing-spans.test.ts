@@ -14,7 +14,8 @@ import {
 } from "@opentelemetry/api";
 import { suppressTracing } from "@opentelemetry/core";
 import { AlwaysOffSampler, ParentBasedSampler } from "@opentelemetry/sdk-trace-node";
-import { mergeAttributes, type WireSpan } from "../../../bootstrap/tracing-export.js";
+import { mergeAttributes } from "../../../bootstrap/tracing-encode.js";
+import type { WireSpan } from "../../../bootstrap/tracing-export.js";
 import {
   LeanTracerProvider,
   samplerFromEnv,
