@@ -48,8 +48,10 @@ describe("bench paper", () => {
     assert.match(figures.stderr, /--figures: no figure 5/);
   });
 
+  // A guard against a hang: two runs take ~2 min on an idle machine, 4–5 min on a slow shared one
+  // beside the other test files.
   it("bench paper - --quick writes every row, promotes where load exceeds max-load, and measures", {
-    timeout: 400_000,
+    timeout: 900_000,
   }, async () => {
     const dir = testDir("bench-paper", "quick");
     const run = await bench(["--quick", "--out", dir]);

@@ -138,9 +138,16 @@ describe("tracing - OTLP export from node processes", () => {
           );
           const onA = notifies.find((span) => nodeOf(span) === "a");
           const onB = notifies.find((span) => nodeOf(span) === "b");
-          return onA && onB ? { publish, trace, onA, onB } : undefined;
+          // Each process sends its spans in batches of its own: wait for whole chains.
+          const whole = [onA, onB].every(
+            (notify) => notify && ancestry(notify, trace).at(-1)?.parentSpanId === undefined,
+          );
+          return onA && onB && whole ? { publish, trace, onA, onB } : undefined;
         },
-        { what: "the PUBLISH trace with a NOTIFY span on A and on B", nodes: [a, b] },
+        {
+          what: "the PUBLISH trace with a NOTIFY span on A and on B, their chains complete",
+          nodes: [a, b],
+        },
       );
       assert.deepEqual(receiver.errors, []);
       const { publish, trace, onA, onB } = found;
@@ -198,18 +205,27 @@ describe("tracing - OTLP export from node processes", () => {
         });
         await watcher.waitForMessage(isNotify, `${user}'s first NOTIFY`, { nodes: [a] });
       }
-      const decision = await waitFor(
-        () =>
-          receiver
+      const { decision, trace } = await waitFor(
+        () => {
+          const decision = receiver
             .spans()
             .find(
               (span) =>
                 span.name === "supervisor place" &&
                 String(span.attributes["presence.watcher"]).includes("placed1"),
-            ),
-        { what: "the supervisor's placement span for the second watcher", nodes: [a] },
+            );
+          if (!decision) return undefined;
+          const trace = receiver.spans().filter((span) => span.traceId === decision.traceId);
+          // The SUBSCRIBE's span ends with its 302, after the decision: maybe in a later batch.
+          const whole = ancestry(decision, trace).at(-1)?.parentSpanId === undefined;
+          const ccmp = trace.some((span) => span.name === "ccmp INFO");
+          return whole && ccmp ? { decision, trace } : undefined;
+        },
+        {
+          what: "the supervisor's placement span for the second watcher, its trace complete",
+          nodes: [a],
+        },
       );
-      const trace = receiver.spans().filter((span) => span.traceId === decision.traceId);
       const root = ancestry(decision, trace).at(-1);
       assert.equal(root?.name, "SIP SUBSCRIBE");
       assert.equal(root?.kind, SPAN_KIND.server);
