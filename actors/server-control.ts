@@ -27,6 +27,7 @@ import {
   toMail,
 } from "./control.js";
 import type { ResourceSnapshot } from "./presence-resource.js";
+import { ExpectedUsers } from "./services.js";
 
 /** What the node offers its control session (closures over the node's own state). */
 export interface ServerControlDeps {
@@ -39,6 +40,10 @@ export interface ServerControlDeps {
   supervisorOf: (node: string) => Address;
   loadLevel: () => number;
   users: () => number;
+  /** Whether this watcher (AOR) has a subscription here: a redirected user has arrived. */
+  hasUser: (user: string) => boolean;
+  /** Load one new user adds at the least (the supervisor's own step for a placement). */
+  loadPerWatcher: number;
   /** Told when the control session comes up or ends (a server without one takes no users). */
   sessionChanged: (up: boolean) => void;
   /** Takes part as an active server ("server") or goes back to the pool ("pool"). */
@@ -65,8 +70,8 @@ export interface ServerControlState {
   reported: number | undefined;
   reportedAt: number;
   timer: NodeJS.Timeout | undefined;
-  /** Users the primary redirected here (`<redirection-usr-addr>`), most recent last. */
-  expected: Set<string>;
+  /** Users the primary redirected here (`<redirection-usr-addr>`) that have not arrived yet. */
+  expected: ExpectedUsers;
 }
 
 export function newServerControl(): ServerControlState {
@@ -79,11 +84,27 @@ export function newServerControl(): ServerControlState {
     reported: undefined,
     reportedAt: 0,
     timer: undefined,
-    expected: new Set(),
+    expected: new ExpectedUsers(EXPECT_MS, MAX_EXPECTED),
   };
 }
 
 const MAX_EXPECTED = 100_000;
+/** 64 × T1 (Timer B): a client that has not followed its 302 by then has given up. */
+const EXPECT_MS = 32_000;
+
+/**
+ * The level this server reports: its own, plus what the users it was told to expect will bring
+ * (each as much as a user here brings on average, never less than `loadPerWatcher`). A report
+ * sent between the primary's placement and the user's SUBSCRIBE so still counts the placement.
+ */
+export function loadWithExpected(state: ServerControlState, deps: ServerControlDeps): number {
+  const level = deps.loadLevel();
+  const pending = state.expected.pending(deps.hasUser, Date.now());
+  if (pending === 0) return level;
+  const users = deps.users();
+  const perUser = users > 0 ? level / users : 0;
+  return level + pending * Math.max(deps.loadPerWatcher, perUser);
+}
 
 function confUser(deps: ServerControlDeps): string {
   return `xcon-userid:${deps.router.nodeId}@presence-cluster`;
@@ -145,9 +166,10 @@ export function report(
   state: ServerControlState,
   deps: ServerControlDeps,
   extension = "load-report",
-): void {
-  if (state.session !== "up") return;
-  const level = Math.round(deps.loadLevel() * 100) / 100;
+  measured = loadWithExpected(state, deps),
+): Promise<SipResponse | undefined> {
+  if (state.session !== "up") return Promise.resolve(undefined);
+  const level = Math.round(measured * 100) / 100;
   state.reported = level;
   state.reportedAt = Date.now();
   const message: CcmpMessage = {
@@ -157,23 +179,26 @@ export function report(
     extension,
     elements: loadElements(deps, level),
   };
-  toPrimary(
+  return toPrimary(
     state,
     deps,
     "INFO",
     { "content-type": EXTD_CCMP_CONTENT_TYPE },
     encodeCcmp(message),
-  ).catch((error: unknown) => deps.log.warn("load report not answered", { error: String(error) }));
+  ).catch((error: unknown) => {
+    deps.log.warn("load report not answered", { error: String(error) });
+    return undefined;
+  });
 }
 
 /** Periodic and on significant change (checked four times per interval). */
 export function onReportTick(state: ServerControlState, deps: ServerControlDeps): void {
   if (state.session !== "up" || state.draining) return;
-  const level = deps.loadLevel();
+  const level = loadWithExpected(state, deps);
   const due = Date.now() - state.reportedAt >= deps.reportIntervalMs;
   const moved =
     state.reported === undefined || Math.abs(level - state.reported) >= deps.significantLoad;
-  if (due || moved) report(state, deps);
+  if (due || moved) void report(state, deps, "load-report", level);
 }
 
 function startReporting(
@@ -220,7 +245,7 @@ export function answerControl(
         deps.sessionChanged(true);
         startReporting(state, ctx, deps);
         if (state.promoted) subscribeForPresenceData(state, deps, ctx);
-        else report(state, deps);
+        else void report(state, deps);
       }
       return undefined;
     case "INFO": {
@@ -229,17 +254,11 @@ export function answerControl(
       const message = ccmp.message;
       if (message.kind === "request" && message.extension === "drain" && !state.draining) {
         state.draining = true;
+        state.expected.clear();
         drain(deps, ctx);
       }
       const user = message.kind === "request" ? message.elements.redirectionUsrAddr : undefined;
-      if (user) {
-        state.expected.delete(user);
-        state.expected.add(user);
-        if (state.expected.size > MAX_EXPECTED) {
-          const oldest = state.expected.values().next().value;
-          if (oldest !== undefined) state.expected.delete(oldest);
-        }
-      }
+      if (user) state.expected.expect(user, Date.now());
       return ccmpAnswer(
         request,
         state.dialog,
@@ -254,6 +273,7 @@ export function answerControl(
       return undefined;
     case "BYE":
       state.session = "none";
+      state.expected.clear();
       state.dialog = undefined;
       deps.sessionChanged(false);
       stopReporting(state);
@@ -326,7 +346,7 @@ function importBatch(
       answer(controlResponse(request, state.dialog, 200));
       if (last) {
         deps.setRole("server");
-        report(state, deps, "ready");
+        void report(state, deps, "ready");
       }
     },
     (error: unknown) => {
@@ -361,7 +381,7 @@ export function onControlEvent(
       onReportTick(state, deps);
       break;
     case "drain-done":
-      report(state, deps, "drained");
+      void report(state, deps, "drained");
       break;
     case "sync-subscribed":
       if (!event.ok) deps.log.warn("the primary refused the presence data subscription");

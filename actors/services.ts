@@ -1,6 +1,7 @@
 // actors: the node-local services actor kinds are given at spawn time (never sent in mail).
 // SIP I/O goes through SipPort; counters through NodeStats; settings through PresenceSettings.
 
+import { presentityOf } from "../protocol/presence/presentity.js";
 import type {
   NameAddr,
   Peer,
@@ -30,22 +31,71 @@ export interface SipPort {
   contact(transport: TransportName): string;
 }
 
-/** Distinct watchers (subscribers' AORs) with a subscription here: the paper's users of a server. */
+/**
+ * Distinct watchers (subscribers' AORs) with a subscription here: the paper's users of a server.
+ * Keyed by AOR (`sip:user@host`), so that a user's subscriptions from several ports are one user.
+ */
 export class WatcherTally {
   readonly #subscriptions = new Map<string, number>();
 
   add(watcher: string): void {
-    this.#subscriptions.set(watcher, (this.#subscriptions.get(watcher) ?? 0) + 1);
+    const key = aorOf(watcher);
+    this.#subscriptions.set(key, (this.#subscriptions.get(key) ?? 0) + 1);
   }
 
   remove(watcher: string): void {
-    const left = (this.#subscriptions.get(watcher) ?? 0) - 1;
-    if (left > 0) this.#subscriptions.set(watcher, left);
-    else this.#subscriptions.delete(watcher);
+    const key = aorOf(watcher);
+    const left = (this.#subscriptions.get(key) ?? 0) - 1;
+    if (left > 0) this.#subscriptions.set(key, left);
+    else this.#subscriptions.delete(key);
+  }
+
+  has(watcher: string): boolean {
+    return this.#subscriptions.has(aorOf(watcher));
   }
 
   get size(): number {
     return this.#subscriptions.size;
+  }
+}
+
+function aorOf(uri: string): string {
+  return presentityOf(uri) ?? uri;
+}
+
+/**
+ * Users a server was told to expect (the primary placed them there) and that have not arrived:
+ * counted in its load until they subscribe or `ttlMs` passes (a client that has not followed its
+ * 302 by then has given up), so that no load figure taken in between forgets the placement.
+ */
+export class ExpectedUsers {
+  /** User → when to stop expecting them, in the order they were expected. */
+  readonly #until = new Map<string, number>();
+
+  constructor(
+    private readonly ttlMs: number,
+    private readonly max: number,
+  ) {}
+
+  expect(user: string, now: number): void {
+    this.#until.delete(user);
+    this.#until.set(user, now + this.ttlMs);
+    if (this.#until.size > this.max) {
+      const oldest = this.#until.keys().next().value;
+      if (oldest !== undefined) this.#until.delete(oldest);
+    }
+  }
+
+  /** How many are still on their way; those that `arrived` or whose time is up are forgotten. */
+  pending(arrived: (user: string) => boolean, now: number): number {
+    for (const [user, until] of this.#until) {
+      if (until <= now || arrived(user)) this.#until.delete(user);
+    }
+    return this.#until.size;
+  }
+
+  clear(): void {
+    this.#until.clear();
   }
 }
 

@@ -170,6 +170,8 @@ export async function startNode(
   const primaryMember = (): MemberInfo | undefined =>
     deps.transport.members().find((m) => m.role === "primary");
 
+  // What one new watcher adds to a load level at the least, until a report shows its real weight.
+  const loadPerWatcher = config.loadMetric === "watchers" ? 1 / WATCHERS_PER_LOAD : 0.5;
   let elu = performance.eventLoopUtilization();
   let lastLoad = 0;
   const loadLevel = (): number => {
@@ -287,6 +289,8 @@ export async function startNode(
       supervisorOf: supervisorAddress,
       loadLevel,
       users: () => watchers.size,
+      hasUser: (user) => watchers.has(user),
+      loadPerWatcher,
       sessionChanged: (up) => {
         sessionUp = up;
       },
@@ -376,13 +380,14 @@ export async function startNode(
         cooldownMs: config.scaleCooldownMs,
         dispatch: config.dispatch,
         reportIntervalMs: config.reportIntervalMs,
-        loadPerWatcher: config.loadMetric === "watchers" ? 1 / WATCHERS_PER_LOAD : 0.5,
+        loadPerWatcher,
         syncBatch: config.syncBatch,
         askTimeoutMs: config.askTimeoutMs,
         maxMailbox: config.maxMailbox,
       },
       localLoad: loadLevel,
       localUsers: () => watchers.size,
+      localHas: (watcher) => watchers.has(watcher),
       localSip: () => `${sipAddress.host}:${sipAddress.port}`,
       serverOf,
     });

@@ -35,7 +35,7 @@ import {
 } from "../control.js";
 import type { ResourceSnapshot } from "../presence-resource.js";
 import type { ExportPage } from "../server.js";
-import type { NodeStats } from "../services.js";
+import { ExpectedUsers, type NodeStats } from "../services.js";
 import {
   allBelowMin,
   decideDrain,
@@ -75,6 +75,8 @@ export interface PlaceAnswer {
 type Internal =
   | { type: "invite-answered"; id: string; raw: Buffer | undefined; error?: string }
   | { type: "bye-answered"; id: string }
+  /** The server answered (`ok`) or did not take the redirect INFO of a placement worth `step`. */
+  | { type: "redirect-answered"; id: string; step: number; ok: boolean }
   | { type: "sync-sent"; id: string; presentities: number; batches: number; error?: string };
 
 export interface Decision {
@@ -143,6 +145,11 @@ interface ServerRecord {
   users: number;
   /** Load one of its users brings, from its last report (level ÷ users); undefined before one. */
   perUser: number | undefined;
+  /**
+   * Placements whose redirect INFO the server has not answered yet: a report it sent before it
+   * knew of them does not count them, so they are added on top of every report until then.
+   */
+  pending: number;
   lastReport: number;
   dead: boolean;
   promoted: boolean;
@@ -159,6 +166,8 @@ interface SupervisorState {
   servers: Map<string, ServerRecord>;
   /** New watchers that came while every server was above max-load, until the promotion ends. */
   held: HeldPlacement[];
+  /** Watchers placed on the primary itself that have not subscribed yet (counted in its load). */
+  arriving: ExpectedUsers;
   pool: string[];
   /** Watcher AOR → server it was given (sticky), in insertion order for trimming. */
   sticky: Map<string, string>;
@@ -181,11 +190,15 @@ export interface SupervisorDeps {
   localLoad: () => number;
   /** The primary's own users (distinct watchers). */
   localUsers: () => number;
+  /** Whether this watcher (AOR) has a subscription on the primary. */
+  localHas: (watcher: string) => boolean;
   localSip: () => string;
   serverOf: (node: string) => Address;
 }
 
 const MAX_STICKY = 200_000;
+/** 64 × T1 (Timer B): a watcher placed here that has not subscribed by then has given up. */
+const ARRIVAL_MS = 32_000;
 const MAX_DECISIONS = 50;
 
 function isReady(record: ServerRecord): boolean {
@@ -381,6 +394,7 @@ function markDead(
   const record = state.servers.get(id);
   if (!record || record.dead || record.id === deps.router.nodeId) return;
   record.dead = true;
+  record.pending = 0;
   record.session = "none";
   record.dialog = undefined;
   state.counters.declaredDead += 1;
@@ -412,6 +426,7 @@ function onMembers(
         load: 0,
         users: 0,
         perUser: undefined,
+        pending: 0,
         lastReport: Date.now(),
         dead: false,
         promoted: false,
@@ -442,9 +457,11 @@ function onTick(state: SupervisorState, deps: SupervisorDeps, ctx: ActorContext)
   const now = Date.now();
   const self = state.servers.get(deps.router.nodeId);
   if (self) {
-    self.load = deps.localLoad();
+    const level = deps.localLoad();
     self.users = deps.localUsers();
-    learnPerUser(self, self.load);
+    learnPerUser(self, level);
+    const arriving = state.arriving.pending(deps.localHas, now);
+    self.load = exact(level + arriving * stepOf(self, deps));
     self.lastReport = now;
   }
   // Not longer than half the ingress's ask timeout: past it the watcher goes where it can now.
@@ -504,7 +521,7 @@ function answerInfo(
   if (record && message.kind === "request") {
     const level = message.elements.pressvrLoad?.find((l) => l.svrId === record.id)?.level;
     if (level !== undefined) {
-      record.load = level;
+      record.load = exact(level + record.pending);
       record.lastReport = Date.now();
     }
     const users = message.elements.presSysUsers?.find((u) => u.svrId === record.id);
@@ -762,12 +779,9 @@ function place(
   state.counters.placed += 1;
   // Counted at once: a burst must not all go to the server that was least loaded at its start.
   // A new user is counted as what a user there brings on average (it will subscribe to more than
-  // one resource), never less than one watcher. Rounded: sums of 0.1 drift (200 × 0.1 =
-  // 20.000000000000014 would count as above 20).
-  if (placed.reason !== "sticky") {
-    const step = Math.max(deps.settings.loadPerWatcher, record.perUser ?? 0);
-    record.load = Math.round((record.load + step) * 1e6) / 1e6;
-  }
+  // one resource), never less than one watcher.
+  const step = placed.reason === "sticky" ? 0 : stepOf(record, deps);
+  record.load = exact(record.load + step);
   state.sticky.delete(watcher);
   state.sticky.set(watcher, record.id);
   if (state.sticky.size > MAX_STICKY) {
@@ -776,29 +790,46 @@ function place(
   }
   startPromotion(state, deps, ctx);
   if (record.id === self) {
+    state.arriving.expect(watcher, Date.now());
     reply({ server: self, sip: deps.localSip(), local: true, reason: placed.reason });
     return;
   }
+  // The paper: tell the chosen server to expect the user (<redirection-usr-addr>), then 302.
+  // Proxied watchers are announced too: the server counts them in its load until they arrive.
+  record.pending = exact(record.pending + step);
+  const { body, headers } = ccmpBody(
+    extendedRequest(deps, "redirect-user", { redirectionUsrAddr: watcher }),
+  );
+  const told = control(state, deps, record.id, "INFO", headers, body).then(
+    (response) => (response.status < 300 ? "ok" : "server refused the user"),
+    () => "server unreachable",
+  );
+  told.then((answer) =>
+    ctx.tell({ type: "redirect-answered", id: record.id, step, ok: answer === "ok" }),
+  );
   if (deps.settings.dispatch === "proxy") {
     reply({ server: record.id, sip: record.sip, local: false, reason: placed.reason });
     return;
   }
-  // The paper: tell the chosen server to expect the user (<redirection-usr-addr>), then 302.
-  const { body, headers } = ccmpBody(
-    extendedRequest(deps, "redirect-user", { redirectionUsrAddr: watcher }),
-  );
-  control(state, deps, record.id, "INFO", headers, body).then(
-    (response) => {
+  told.then((answer) => {
+    if (answer === "ok") {
       state.counters.redirected += 1;
-      const ok = response.status < 300;
-      reply(
-        ok
-          ? { server: record.id, sip: record.sip, local: false, reason: placed.reason }
-          : { server: self, sip: deps.localSip(), local: true, reason: "server refused the user" },
-      );
-    },
-    () => reply({ server: self, sip: deps.localSip(), local: true, reason: "server unreachable" }),
-  );
+      reply({ server: record.id, sip: record.sip, local: false, reason: placed.reason });
+      return;
+    }
+    state.arriving.expect(watcher, Date.now());
+    reply({ server: self, sip: deps.localSip(), local: true, reason: answer });
+  });
+}
+
+/** What a new user placed on `record` counts until a report shows it: a user there on average, at least one watcher. */
+function stepOf(record: ServerRecord, deps: SupervisorDeps): number {
+  return Math.max(deps.settings.loadPerWatcher, record.perUser ?? 0);
+}
+
+/** Sums of 0.1 drift (200 × 0.1 = 20.000000000000014 would count as above 20): kept to 6 places. */
+function exact(load: number): number {
+  return Math.round(load * 1e6) / 1e6;
 }
 
 function view(state: SupervisorState, deps: SupervisorDeps): SupervisorView {
@@ -836,6 +867,7 @@ export function spawnSupervisor(deps: SupervisorDeps): ActorHandle {
     sticky: new Map(),
     promoting: undefined,
     held: [],
+    arriving: new ExpectedUsers(ARRIVAL_MS, MAX_STICKY),
     draining: undefined,
     lowSince: undefined,
     lastChangeAt: 0,
@@ -906,6 +938,7 @@ export function spawnSupervisor(deps: SupervisorDeps): ActorHandle {
             deps.router.send(deps.serverOf(record.id), toMail(ack.request));
             record.lastReport = Date.now();
             record.load = 0;
+            record.pending = 0;
             if (record.promoted) {
               // The promoted server now SUBSCRIBEs for the presence data (Fig. 5).
               record.session = "syncing";
@@ -919,12 +952,21 @@ export function spawnSupervisor(deps: SupervisorDeps): ActorHandle {
             }
             break;
           }
+          case "redirect-answered": {
+            const record = state.servers.get(message.id);
+            if (!record) break;
+            record.pending = Math.max(0, exact(record.pending - message.step));
+            if (!message.ok) record.load = Math.max(0, exact(record.load - message.step));
+            break;
+          }
           case "bye-answered": {
             const record = state.servers.get(message.id);
             if (record) {
               record.session = "none";
               record.dialog = undefined;
               record.load = 0;
+              record.pending = 0;
+              record.pending = 0;
               if (!state.pool.includes(record.id)) state.pool.push(record.id);
             }
             state.draining = undefined;

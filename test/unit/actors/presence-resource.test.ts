@@ -108,6 +108,8 @@ function node(
       supervisorOf: (n) => router.address("supervisor", "supervisor", n),
       loadLevel: () => 0,
       users: () => 0,
+      hasUser: () => false,
+      loadPerWatcher: 0.1,
       sessionChanged: () => {},
       setRole: () => {},
       endSubscriptions: async () => {},
