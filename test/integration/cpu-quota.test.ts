@@ -9,7 +9,7 @@ import { cpuSeconds } from "../../scripts/bench/processes.js";
 import { waitFor } from "./harness.js";
 
 describe("cpu quota", () => {
-  it("cpu quota - a spinning process limited to 0.2 core takes at least 4× the wall time of its CPU", async (t) => {
+  it("cpu quota - a spinning process limited to 0.2 core is throttled by the kernel and gets well under a core", async (t) => {
     const quota = cpuQuota();
     if (!quota.applied) {
       assert.match(quota.how, /^not applied: /);
@@ -23,13 +23,22 @@ describe("cpu quota", () => {
       quota.limit(pid, 0.2);
       const start = cpuSeconds(pid) ?? 0;
       const began = Date.now();
-      // Unlimited, 0.3 s of CPU takes 0.3 s; at 0.2 core it takes about 1.5 s.
+      // Unlimited, 0.3 s of CPU takes 0.3 s; at 0.2 core it takes about 1.5 s. The wall-time
+      // bound is loose (2×): a virtual machine's per-process accounting is tick-sampled and has
+      // charged such a process 0.3 s in 1.06 s; the kernel's own count of throttled periods is
+      // the exact witness.
       await waitFor(() => (cpuSeconds(pid) ?? 0) - start >= 0.3, {
         timeoutMs: 10_000,
         what: "0.3 s of CPU",
       });
       const wall = (Date.now() - began) / 1000;
-      assert.ok(wall >= 1.2, `0.3 s of CPU in ${wall} s of wall time: not limited`);
+      assert.ok(wall >= 0.6, `0.3 s of CPU in ${wall} s of wall time: not limited`);
+      const periods = quota.periods(pid);
+      assert.ok(periods, "the group's cpu.stat");
+      assert.ok(
+        periods.throttled >= periods.periods / 2 && periods.throttled >= 3,
+        `throttled in ${periods.throttled} of ${periods.periods} periods`,
+      );
     } finally {
       child.kill("SIGKILL");
       await new Promise((resolve) => child.once("exit", resolve));

@@ -14,6 +14,11 @@ export interface CpuQuota {
   readonly applied: boolean;
   /** Moves a process into its own group limited to `cores` (a fraction of one core, or more). */
   limit(pid: number, cores: number): void;
+  /**
+   * The kernel's count of the CFS periods of that process's group, and of those in which it was
+   * throttled (held back at its quota): `cpu.stat` nr_periods and nr_throttled.
+   */
+  periods(pid: number): { periods: number; throttled: number } | undefined;
   /** Removes the groups (their processes must have exited). */
   release(): void;
 }
@@ -59,6 +64,7 @@ const none = (reason: string): CpuQuota => ({
   how: `not applied: ${reason}`,
   applied: false,
   limit: () => {},
+  periods: () => undefined,
   release: () => {},
 });
 
@@ -66,7 +72,7 @@ const none = (reason: string): CpuQuota => ({
 export function cpuQuota(): CpuQuota {
   const flavour = detect();
   if (typeof flavour === "string") return none(flavour);
-  const groups: string[] = [];
+  const groups = new Map<number, string>();
   const quota = (cores: number): number => Math.max(1_000, Math.round(cores * PERIOD_US));
   return {
     how:
@@ -77,7 +83,7 @@ export function cpuQuota(): CpuQuota {
     limit(pid, cores) {
       const group = join(flavour.base, `presence-bench-${process.pid}-${pid}`);
       mkdirSync(group, { recursive: true });
-      groups.push(group);
+      groups.set(pid, group);
       if (flavour.version === 2) {
         writeFileSync(join(group, "cpu.max"), `${quota(cores)} ${PERIOD_US}`);
       } else {
@@ -86,8 +92,22 @@ export function cpuQuota(): CpuQuota {
       }
       writeFileSync(join(group, "cgroup.procs"), String(pid));
     },
+    periods(pid) {
+      const group = groups.get(pid);
+      if (group === undefined) return undefined;
+      try {
+        const stat = readFileSync(join(group, "cpu.stat"), "utf8");
+        const field = (name: string): number =>
+          Number(new RegExp(`^${name} (\\d+)$`, "m").exec(stat)?.[1] ?? Number.NaN);
+        return { periods: field("nr_periods"), throttled: field("nr_throttled") };
+      } catch {
+        return undefined;
+      }
+    },
     release() {
-      for (const group of groups.splice(0)) {
+      const all = [...groups.values()];
+      groups.clear();
+      for (const group of all) {
         try {
           rmdirSync(group);
         } catch {
