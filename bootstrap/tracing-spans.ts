@@ -306,6 +306,12 @@ class LeanSpan implements Span, AttributeTaker {
       scope.version,
       scope.schemaUrl,
     ]);
+    // Written out already: contexts and transactions that still hold the span (a completed UDP
+    // transaction for 32 s) must not keep its data alive into the old generation.
+    this.#taken = null;
+    this.#attributes = null;
+    this.#events = null;
+    this.#links = null;
   }
 
   isRecording(): boolean {

@@ -313,13 +313,13 @@ export function sipTransaction(
     attributes,
     parent,
   );
-  const active = trace.setSpan(parent, span);
-  let ended = false;
+  // Let go at the end: the transaction holding this object outlives the span by up to 32 s.
+  let active: Context | undefined = trace.setSpan(parent, span);
   return {
-    run: (work) => context.with(active, work),
+    run: (work) => (active ? context.with(active, work) : work()),
     end: (status) => {
-      if (ended) return;
-      ended = true;
+      if (!active) return;
+      active = undefined;
       span.setAttribute("sip.status_code", status);
       if (status >= 400) span.setStatus({ code: SpanStatusCode.ERROR, message: String(status) });
       span.end();
