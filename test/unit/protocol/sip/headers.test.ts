@@ -66,6 +66,21 @@ describe("random tokens", () => {
     assert.equal(seen.size, 10_000);
   });
 
+  it("headers - randomToken never repeats across draws of mixed sizes (its pool refilled many times)", () => {
+    const seen = new Set<string>();
+    const sizes = [12, 7, 8, 32, 12, 1000];
+    for (let i = 0; i < 60_000; i++) seen.add(randomToken(sizes[i % sizes.length]));
+    assert.equal(seen.size, 60_000);
+    // Every bit is used: the 12-byte tokens' characters spread over the whole alphabet evenly.
+    const counts = new Map<string, number>();
+    for (let i = 0; i < 20_000; i++) {
+      for (const c of randomToken().slice(0, 15)) counts.set(c, (counts.get(c) ?? 0) + 1);
+    }
+    assert.equal(counts.size, 64);
+    const expected = (20_000 * 15) / 64;
+    for (const [c, n] of counts) assert.ok(Math.abs(n - expected) < expected * 0.1, `${c}: ${n}`);
+  });
+
   it("headers - randomToken takes a byte count", () => {
     assert.match(randomToken(3), /^[A-Za-z0-9_-]{4}$/);
     assert.match(randomToken(32), /^[A-Za-z0-9_-]{43}$/);
