@@ -148,11 +148,17 @@ function cluster() {
     tick: () => p.send(supervisor, { type: "tick" } satisfies SupervisorCommand),
     release: () => a1.send(a1.address("server", "server"), { type: "release" }),
     report: () => report(control, deps),
-    join: (servers = ["a1"]) =>
+    /** Brings p and `servers` into the membership; resolves when their control sessions are up. */
+    join: async (servers = ["a1"]) => {
       p.send(supervisor, {
         type: "members",
         members: [member("p", "primary"), ...servers.map((id) => member(id, "server"))],
-      } satisfies SupervisorCommand),
+      } satisfies SupervisorCommand);
+      await until("the servers' control sessions", async () => {
+        const ready = (await view()).servers.filter((s) => s.ready).map((s) => s.id);
+        return servers.every((id) => ready.includes(id)) ? true : undefined;
+      });
+    },
     close: () => stop(system),
   };
 }
@@ -175,10 +181,7 @@ describe("supervisor - placements and the load reports that race them", () => {
     const c = cluster();
     try {
       c.primary.level = 0.05;
-      c.join();
-      await until("a1's control session", async () =>
-        (await c.view()).servers.find((s) => s.id === "a1" && s.ready) ? true : undefined,
-      );
+      await c.join();
       c.tick();
       assert.equal(await c.load("p"), 0.05);
       assert.equal(await c.load("a1"), 0);
@@ -211,10 +214,7 @@ describe("supervisor - placements and the load reports that race them", () => {
     const c = cluster();
     try {
       c.primary.level = 0.5;
-      c.join();
-      await until("a1's control session", async () =>
-        (await c.view()).servers.find((s) => s.id === "a1" && s.ready) ? true : undefined,
-      );
+      await c.join();
       c.tick();
       assert.equal((await c.place("sip:w1@example.com")).server, "a1");
       assert.equal((await c.place("sip:w2@example.com")).server, "a1");
@@ -237,7 +237,7 @@ describe("supervisor - placements and the load reports that race them", () => {
     const c = cluster();
     try {
       c.primary.level = 0;
-      c.join([]);
+      await c.join([]);
       c.tick();
       assert.equal((await c.place("sip:w1@example.com")).server, "p");
       // A tick before w1's SUBSCRIBE reached the primary's presence server.
