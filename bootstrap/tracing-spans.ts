@@ -114,6 +114,9 @@ interface TracerSetup {
 }
 
 const origin = performance.timeOrigin;
+const NO_ATTRIBUTES: Attributes = Object.freeze({});
+const NO_LINKS: Link[] = Object.freeze([]) as unknown as Link[];
+const NO_PARTS: Attributes[] = Object.freeze([]) as unknown as Attributes[];
 
 /** Milliseconds since the epoch, to the microsecond. */
 function now(): number {
@@ -297,7 +300,7 @@ class LeanSpan implements Span, AttributeTaker {
       Math.max(this.#start, millis(endTime)),
       this.#status.code,
       this.#status.message ?? null,
-      this.#attributes ? [...(this.#taken ?? []), this.#attributes] : (this.#taken ?? []),
+      this.#attributesToWrite(),
       this.#events,
       this.#links,
       this.#droppedEvents,
@@ -312,6 +315,14 @@ class LeanSpan implements Span, AttributeTaker {
     this.#attributes = null;
     this.#events = null;
     this.#links = null;
+  }
+
+  /** The taken parts, then what was set one by one (the later wins), in one list. */
+  #attributesToWrite(): Attributes[] {
+    if (!this.#attributes) return this.#taken ?? NO_PARTS;
+    if (!this.#taken) return [this.#attributes];
+    this.#taken.push(this.#attributes);
+    return this.#taken;
   }
 
   isRecording(): boolean {
@@ -352,23 +363,22 @@ class LeanTracer implements Tracer {
     const traceId = parent?.traceId ?? ids.generateTraceId();
     const spanId = ids.generateSpanId();
     const kind = options.kind ?? SpanKind.INTERNAL;
-    const attributes = sanitizeAttributes(options.attributes);
-    const links = options.links ?? [];
+    // Nothing allocated for what a span start does not give (ours take their attributes later).
+    const attributes = options.attributes ? sanitizeAttributes(options.attributes) : NO_ATTRIBUTES;
+    const links = options.links ?? NO_LINKS;
     const result = sampler.shouldSample(parentContext, traceId, name, kind, attributes, links);
     const traceState = result.traceState ?? parent?.traceState;
-    const spanContext: SpanContext = {
-      traceId,
-      spanId,
-      traceFlags:
-        result.decision === SamplingDecision.RECORD_AND_SAMPLED
-          ? TraceFlags.SAMPLED
-          : TraceFlags.NONE,
-      ...(traceState ? { traceState } : {}),
-    };
+    const traceFlags =
+      result.decision === SamplingDecision.RECORD_AND_SAMPLED
+        ? TraceFlags.SAMPLED
+        : TraceFlags.NONE;
+    const spanContext: SpanContext = traceState
+      ? { traceId, spanId, traceFlags, traceState }
+      : { traceId, spanId, traceFlags };
     if (result.decision === SamplingDecision.NOT_RECORD) return trace.wrapSpanContext(spanContext);
     const span = new LeanSpan(this, spanContext, name, kind, parent, millis(options.startTime));
-    span.addLinks(links);
-    span.setAttributes(attributes);
+    if (links.length > 0) span.addLinks(links);
+    if (attributes !== NO_ATTRIBUTES) span.setAttributes(attributes);
     if (result.attributes) span.setAttributes(result.attributes);
     return span;
   }
