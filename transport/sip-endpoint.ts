@@ -757,7 +757,8 @@ export class SipEndpoint {
 
 /**
  * The attributes of a SIP transaction span, after the node's own (`node`): method, Call-ID,
- * presentity (the Request-URI of a SUBSCRIBE or PUBLISH, the notifier of a NOTIFY) and the peer.
+ * presentity (the To of a SUBSCRIBE or PUBLISH — in a dialog their Request-URI is our Contact —
+ * the notifier of a NOTIFY) and the peer.
  */
 function transactionAttributes(
   request: SipRequest,
@@ -777,7 +778,7 @@ function transactionAttributes(
     method === "NOTIFY"
       ? presentityOf(request.headers.from.uri)
       : method === "SUBSCRIBE" || method === "PUBLISH"
-        ? presentityOf(request.uri)
+        ? presentityOf(request.headers.to.uri)
         : undefined;
   if (presentity) attributes["presence.presentity"] = presentity;
   return [node, attributes];

@@ -6,6 +6,11 @@ import dgram from "node:dgram";
 import { readFileSync } from "node:fs";
 import net from "node:net";
 import { describe, test } from "node:test";
+import {
+  InMemorySpanExporter,
+  NodeTracerProvider,
+  SimpleSpanProcessor,
+} from "@opentelemetry/sdk-trace-node";
 import { silentLogger } from "../../../bootstrap/log.js";
 import { parseMessage, serializeMessage } from "../../../protocol/sip/codec.js";
 import { StreamFramer } from "../../../protocol/sip/framing.js";
@@ -17,6 +22,7 @@ import {
   type IncomingRequest,
   SipEndpoint,
 } from "../../../transport/sip-endpoint.js";
+import { disableTracing, enableTracing } from "../../../transport/tracing.js";
 
 const host = "127.0.0.1";
 
@@ -119,12 +125,14 @@ interface RawOptions {
   callId?: string;
   contentLength?: number;
   cseqMethod?: string;
+  /** The Request-URI (default: the presentity's). */
+  uri?: string;
 }
 
 function raw(method: string, options: RawOptions): string {
   const body = options.body ?? "";
   return [
-    `${method} sip:presentity@${host} SIP/2.0`,
+    `${method} ${options.uri ?? `sip:presentity@${host}`} SIP/2.0`,
     `Via: SIP/2.0/${options.transport ?? "UDP"} ${host}:${options.viaPort};branch=${options.branch ?? "z9hG4bKtest1"}${options.rport ? ";rport" : ""}`,
     "Max-Forwards: 70",
     "From: <sip:watcher@example.com>;tag=w1",
@@ -752,6 +760,31 @@ describe("sip endpoint client transactions", () => {
     } finally {
       tcp.close();
       await peer.close();
+    }
+  });
+});
+
+describe("sip endpoint spans", () => {
+  test("sip endpoint - a SUBSCRIBE's span names the presentity of its To, in a dialog too (Request-URI: our Contact)", async () => {
+    const exporter = new InMemorySpanExporter();
+    const provider = new NodeTracerProvider({
+      spanProcessors: [new SimpleSpanProcessor(exporter)],
+    });
+    enableTracing(provider.getTracer("test"));
+    const ep = await endpoint(answering().handler);
+    const peer = await UdpPeer.open();
+    try {
+      const contact = `sip:node@${host}:${ep.port};transport=udp`;
+      await peer.send(raw("SUBSCRIBE", { viaPort: peer.port, uri: contact }), ep.port);
+      assert.equal(asResponse((await peer.inbox.next()).message).status, 200);
+      const span = exporter.getFinishedSpans().find((s) => s.name === "SIP SUBSCRIBE");
+      assert.equal(span?.attributes["sip.request_uri"], contact);
+      assert.equal(span?.attributes["presence.presentity"], "sip:presentity@example.com");
+    } finally {
+      disableTracing();
+      await peer.close();
+      await ep.close();
+      await provider.shutdown();
     }
   });
 });
