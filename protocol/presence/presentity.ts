@@ -9,8 +9,19 @@ import { parseUri } from "../sip/headers.js";
  * Returns undefined for a URI without a user part: it names a host, not a presentity.
  */
 export function presentityOf(uri: string): string | undefined {
+  const known = recent.get(uri);
+  if (known !== undefined) return known ?? undefined;
   const normalised = uri.startsWith("pres:") ? `sip:${uri.slice(5)}` : uri;
   const parsed = parseUri(normalised);
-  if (!parsed?.user) return undefined;
-  return `sip:${parsed.user}@${parsed.host.toLowerCase()}`;
+  const key = parsed?.user ? `sip:${parsed.user}@${parsed.host.toLowerCase()}` : null;
+  if (recent.size >= RECENT) recent.clear();
+  recent.set(uri, key);
+  return key ?? undefined;
 }
+
+/**
+ * The same URI is asked about several times per request (the ingress, the transaction's span,
+ * the watcher tally): the last few thousand answers are kept. `null`: no presentity.
+ */
+const RECENT = 4096;
+const recent = new Map<string, string | null>();

@@ -19,4 +19,10 @@ describe("presentity - canonical key", () => {
       assert.equal(presentityOf(uri), key);
     });
   }
+  it("presentity - asked again, and past the answers it keeps, the same answers", () => {
+    for (let round = 0; round < 3; round++) {
+      for (const [uri, key] of rows) assert.equal(presentityOf(uri), key);
+      for (let i = 0; i < 5000; i++) presentityOf(`sip:u${round}-${i}@example.com`);
+    }
+  });
 });
