@@ -84,18 +84,17 @@ export function newServerControl(): ServerControlState {
     reported: undefined,
     reportedAt: 0,
     timer: undefined,
-    expected: new ExpectedUsers(EXPECT_MS, MAX_EXPECTED),
+    expected: new ExpectedUsers(MAX_EXPECTED),
   };
 }
 
 const MAX_EXPECTED = 100_000;
-/** 64 × T1 (Timer B): a client that has not followed its 302 by then has given up. */
-const EXPECT_MS = 32_000;
 
 /**
  * The level this server reports: its own, plus what the users it was told to expect will bring
- * (each as much as a user here brings on average, never less than `loadPerWatcher`). A report
- * sent between the primary's placement and the user's SUBSCRIBE so still counts the placement.
+ * (each as much as a user here brings on average, never less than `loadPerWatcher`) until they
+ * subscribe or `ARRIVAL_MS` pass. A report sent between the primary's placement and the user's
+ * SUBSCRIBE so still counts the placement.
  */
 export function loadWithExpected(state: ServerControlState, deps: ServerControlDeps): number {
   const level = deps.loadLevel();

@@ -63,6 +63,9 @@ function aorOf(uri: string): string {
   return presentityOf(uri) ?? uri;
 }
 
+/** 64 × T1 (Timer B): a placed user that has not subscribed by then has given up. */
+export const ARRIVAL_MS = 32_000;
+
 /**
  * Users a server was told to expect (the primary placed them there) and that have not arrived:
  * counted in its load until they subscribe or `ttlMs` passes (a client that has not followed its
@@ -73,8 +76,8 @@ export class ExpectedUsers {
   readonly #until = new Map<string, number>();
 
   constructor(
-    private readonly ttlMs: number,
     private readonly max: number,
+    private readonly ttlMs = ARRIVAL_MS,
   ) {}
 
   expect(user: string, now: number): void {

@@ -197,8 +197,6 @@ export interface SupervisorDeps {
 }
 
 const MAX_STICKY = 200_000;
-/** 64 × T1 (Timer B): a watcher placed here that has not subscribed by then has given up. */
-const ARRIVAL_MS = 32_000;
 const MAX_DECISIONS = 50;
 
 function isReady(record: ServerRecord): boolean {
@@ -867,7 +865,7 @@ export function spawnSupervisor(deps: SupervisorDeps): ActorHandle {
     sticky: new Map(),
     promoting: undefined,
     held: [],
-    arriving: new ExpectedUsers(ARRIVAL_MS, MAX_STICKY),
+    arriving: new ExpectedUsers(MAX_STICKY),
     draining: undefined,
     lowSince: undefined,
     lastChangeAt: 0,

@@ -255,7 +255,7 @@ describe("supervisor - placements and the load reports that race them", () => {
 
 describe("expected users", () => {
   it("expected users - pending until they arrive or their time is up; the oldest go past the limit", () => {
-    const expected = new ExpectedUsers(1000, 3);
+    const expected = new ExpectedUsers(3, 1000);
     expected.expect("a", 0);
     expected.expect("b", 500);
     const arrived = new Set<string>();
