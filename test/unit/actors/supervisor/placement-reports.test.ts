@@ -163,6 +163,18 @@ function cluster() {
   };
 }
 
+/** Runs `test` against a fresh cluster, stopped afterwards whatever happens. */
+function withCluster(test: (c: ReturnType<typeof cluster>) => Promise<void>): () => Promise<void> {
+  return async () => {
+    const c = cluster();
+    try {
+      await test(c);
+    } finally {
+      c.close();
+    }
+  };
+}
+
 async function until<T>(
   what: string,
   check: () => Promise<T | undefined> | T | undefined,
@@ -177,9 +189,9 @@ async function until<T>(
 }
 
 describe("supervisor - placements and the load reports that race them", () => {
-  it("supervisor - a report the server sent before it knew of a placement does not undo it", async () => {
-    const c = cluster();
-    try {
+  it(
+    "supervisor - a report the server sent before it knew of a placement does not undo it",
+    withCluster(async (c) => {
       c.primary.level = 0.05;
       await c.join();
       c.tick();
@@ -205,14 +217,12 @@ describe("supervisor - placements and the load reports that race them", () => {
       c.server.level = STEP;
       await c.report();
       assert.equal(await c.load("a1"), STEP);
-    } finally {
-      c.close();
-    }
-  });
+    }),
+  );
 
-  it("supervisor - the server counts a redirected user in its reports until the user arrives", async () => {
-    const c = cluster();
-    try {
+  it(
+    "supervisor - the server counts a redirected user in its reports until the user arrives",
+    withCluster(async (c) => {
       c.primary.level = 0.5;
       await c.join();
       c.tick();
@@ -228,14 +238,12 @@ describe("supervisor - placements and the load reports that race them", () => {
       c.server.level = 2 * STEP;
       await c.report();
       assert.equal(await c.load("a1"), 2 * STEP, "both arrived: counted once each");
-    } finally {
-      c.close();
-    }
-  });
+    }),
+  );
 
-  it("supervisor - a watcher placed on the primary counts in its load until it subscribes", async () => {
-    const c = cluster();
-    try {
+  it(
+    "supervisor - a watcher placed on the primary counts in its load until it subscribes",
+    withCluster(async (c) => {
       c.primary.level = 0;
       await c.join([]);
       c.tick();
@@ -247,10 +255,8 @@ describe("supervisor - placements and the load reports that race them", () => {
       c.primary.level = STEP;
       c.tick();
       assert.equal(await c.load("p"), STEP);
-    } finally {
-      c.close();
-    }
-  });
+    }),
+  );
 });
 
 describe("expected users", () => {
