@@ -207,7 +207,8 @@ export class SipEndpoint {
     target: Peer,
     onProvisional?: (response: SipResponse) => void,
   ): Promise<SipResponse> {
-    const span = sipTransaction("client", request.method, () =>
+    // Dropped once ended: the transaction's callbacks keep this scope until it terminates.
+    let span = sipTransaction("client", request.method, () =>
       transactionAttributes(request, target, this.#options.spanAttributes?.()),
     );
     return new Promise<SipResponse>((resolve) => {
@@ -216,6 +217,7 @@ export class SipEndpoint {
         if (settled) return;
         settled = true;
         span?.end(response.status);
+        span = undefined;
         resolve(response);
       };
       try {
@@ -695,14 +697,18 @@ export class SipEndpoint {
       this.#onCancel(request, transaction);
       return;
     }
-    const span = sipTransaction("server", method, () =>
+    // Dropped once ended: the transaction's callbacks keep this scope up to 32 s (Timer J).
+    let span = sipTransaction("server", method, () =>
       transactionAttributes(request, peer, this.#options.spanAttributes?.()),
     );
     const incoming: IncomingRequest = {
       request,
       peer,
       respond: (response) => {
-        if (response.status >= 200) span?.end(response.status);
+        if (response.status >= 200) {
+          span?.end(response.status);
+          span = undefined;
+        }
         if (!transaction.respond(response)) {
           this.#log.debug("sip response discarded by its transaction", {
             status: response.status,

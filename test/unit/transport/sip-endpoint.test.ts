@@ -6,6 +6,8 @@ import dgram from "node:dgram";
 import { readFileSync } from "node:fs";
 import net from "node:net";
 import { describe, test } from "node:test";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 import {
   InMemorySpanExporter,
   NodeTracerProvider,
@@ -765,6 +767,43 @@ describe("sip endpoint client transactions", () => {
 });
 
 describe("sip endpoint spans", () => {
+  test("sip endpoint - transactions completed over UDP let go of their spans while they wait out Timers J and K", async () => {
+    setFlagsFromString("--expose-gc");
+    const gc = runInNewContext("gc") as () => void;
+    const exporter = new InMemorySpanExporter();
+    const provider = new NodeTracerProvider({
+      spanProcessors: [new SimpleSpanProcessor(exporter)],
+    });
+    enableTracing(provider.getTracer("test"));
+    // A handler that keeps nothing: what holds a span after its response is the endpoint's.
+    const server = await endpoint((incoming) => {
+      incoming.respond(makeResponse(incoming.request, 200));
+    });
+    const client = await endpoint(() => {});
+    try {
+      const target = { transport: "udp", address: host, port: server.port } as const;
+      const response = await client.request(notify(`sip:watcher@${host}:${server.port}`), target);
+      assert.equal(response.status, 200);
+      const ended = exporter.getFinishedSpans().map((span) => new WeakRef(span));
+      assert.equal(ended.length, 2, "the client's and the server's NOTIFY spans");
+      assert.equal(client.stats().clientTransactions, 1, "Timer K keeps the client transaction");
+      assert.equal(server.stats().serverTransactions, 1, "Timer J keeps the server transaction");
+      exporter.reset();
+      const alive = () => ended.filter((span) => span.deref() !== undefined).length;
+      // A WeakRef's target stays until its job is over: collect again on later turns of the loop.
+      for (let turn = 0; turn < 20 && alive() > 0; turn++) {
+        await new Promise((resolve) => setTimeout(resolve, 10));
+        gc();
+      }
+      assert.equal(alive(), 0);
+    } finally {
+      disableTracing();
+      await client.close();
+      await server.close();
+      await provider.shutdown();
+    }
+  });
+
   test("sip endpoint - a SUBSCRIBE's span names the presentity of its To, in a dialog too (Request-URI: our Contact)", async () => {
     const exporter = new InMemorySpanExporter();
     const provider = new NodeTracerProvider({
