@@ -6,6 +6,7 @@ import dgram from "node:dgram";
 import { readFileSync } from "node:fs";
 import net from "node:net";
 import { describe, test } from "node:test";
+import { setImmediate as nextTurn } from "node:timers/promises";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import {
@@ -791,8 +792,8 @@ describe("sip endpoint spans", () => {
       exporter.reset();
       const alive = () => ended.filter((span) => span.deref() !== undefined).length;
       // A WeakRef's target stays until its job is over: collect again on later turns of the loop.
-      for (let turn = 0; turn < 20 && alive() > 0; turn++) {
-        await new Promise((resolve) => setTimeout(resolve, 10));
+      for (let turn = 0; turn < 100 && alive() > 0; turn++) {
+        await nextTurn();
         gc();
       }
       assert.equal(alive(), 0);
