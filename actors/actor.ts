@@ -7,6 +7,7 @@ import { type Address, type Envelope, formatAddress, type ReplyTo } from "../tra
 import { MailError, toWireError } from "../transport/errors.js";
 import type { LocalTarget, Router } from "../transport/router.js";
 import {
+  type Annotate,
   consume,
   currentTrace,
   inSpan,
@@ -16,7 +17,7 @@ import {
   tracingEnabled,
 } from "../transport/tracing.js";
 
-export type { SpanAttributes };
+export type { Annotate, SpanAttributes };
 
 export interface ActorContext {
   readonly self: Address;
@@ -41,13 +42,10 @@ export interface ActorContext {
   stop(): void;
   /**
    * Runs `work` inside a span of its own (a supervisor decision, a CCMP message) within the trace
-   * of the mail being handled; `annotate` adds attributes found on the way. Free when tracing is off.
+   * of the mail being handled; `annotate` adds attributes found on the way (given as a function,
+   * they are built only if the span records). Free when tracing is off.
    */
-  span<T>(
-    name: string,
-    attributes: SpanAttributes,
-    work: (annotate: (more: SpanAttributes) => void) => T,
-  ): T;
+  span<T>(name: string, attributes: SpanAttributes, work: (annotate: Annotate) => T): T;
   /**
    * Runs `work` in the trace of the mail being handled. Trace context follows synchronous calls
    * only: handling that goes on after an `await` re-enters it this way. (A timer's or an I/O

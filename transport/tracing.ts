@@ -263,6 +263,11 @@ export async function consume<T>(
   }
 }
 
+/** Attributes found while a span is open, or a function that builds them (called only if it records). */
+export type Annotate = (more: SpanAttributes | (() => SpanAttributes)) => void;
+
+const ignore: Annotate = () => {};
+
 /**
  * Runs `work` inside an INTERNAL span of its own (a decision), a child of the open span of the
  * current context or a trace of its own; `annotate` adds attributes found on the way.
@@ -270,15 +275,16 @@ export async function consume<T>(
 export function inSpan<T>(
   name: string,
   attributes: () => AttributeParts,
-  work: (annotate: (more: SpanAttributes) => void) => T,
+  work: (annotate: Annotate) => T,
 ): T {
-  if (!tracer) return work(() => {});
+  if (!tracer) return work(ignore);
   const parent = liveContext() ?? ROOT_CONTEXT;
   const span = start(tracer, name, SpanKind.INTERNAL, attributes, parent);
+  const annotate: Annotate = (more) => {
+    if (span.isRecording()) span.setAttributes(typeof more === "function" ? more() : more);
+  };
   try {
-    const result = context.with(trace.setSpan(parent, span), () =>
-      work((more) => span.setAttributes(more)),
-    );
+    const result = context.with(trace.setSpan(parent, span), () => work(annotate));
     finish(span);
     return result;
   } catch (error) {

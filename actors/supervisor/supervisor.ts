@@ -18,7 +18,13 @@ import { headerValue, type SipRequest, type SipResponse } from "../../protocol/s
 import type { Address, ReplyTo } from "../../transport/envelope.js";
 import type { MemberInfo } from "../../transport/membership.js";
 import type { Router } from "../../transport/router.js";
-import { type ActorContext, type ActorHandle, type SpanAttributes, spawnActor } from "../actor.js";
+import {
+  type ActorContext,
+  type ActorHandle,
+  type Annotate,
+  type SpanAttributes,
+  spawnActor,
+} from "../actor.js";
 import {
   type ControlDialog,
   type ControlMail,
@@ -751,7 +757,7 @@ function place(
   ctx: ActorContext,
   watcher: string,
   replyTo: ReplyTo | undefined,
-  annotate: (attributes: SpanAttributes) => void,
+  annotate: Annotate,
   heldSince?: number,
 ): void {
   const self = deps.router.nodeId;
@@ -759,7 +765,7 @@ function place(
     deps.router.reply(replyTo, { ok: true, value: answer });
   const seen = entries(state, self);
   const placed = placeWatcher(seen, state.sticky.get(watcher), deps.settings);
-  annotate(decisionAttributes(seen, placed));
+  annotate(() => decisionAttributes(seen, placed));
   const record = placed ? state.servers.get(placed.server) : undefined;
   if (!placed || !record) {
     reply({ server: self, sip: deps.localSip(), local: true, reason: "no server ready" });

@@ -418,3 +418,41 @@ describe("tracing - log lines", () => {
     }
   });
 });
+
+describe("tracing - decision spans", () => {
+  it("tracing - attributes annotated as a function are built only for a span that records", () => {
+    let built = 0;
+    const loads = () => {
+      built += 1;
+      return { "presence.load.a1": 0.25 };
+    };
+    const decide = (name: string) =>
+      inSpan(
+        name,
+        () => [],
+        (annotate) => {
+          annotate(loads);
+          annotate({ "presence.placement.server": "a1" });
+        },
+      );
+    decide("tracing off");
+    assert.equal(built, 0, "no tracer");
+    const sampledOut = new NodeTracerProvider({ sampler: new AlwaysOffSampler() });
+    try {
+      enableTracing(sampledOut.getTracer("test"));
+      decide("sampled out");
+      assert.equal(built, 0, "a span that does not record");
+      enableTracing(provider.getTracer("test"));
+      exporter.reset();
+      decide("recorded");
+      assert.equal(built, 1);
+      assert.deepEqual(byName(exporter.getFinishedSpans(), "recorded").attributes, {
+        "presence.load.a1": 0.25,
+        "presence.placement.server": "a1",
+      });
+    } finally {
+      disableTracing();
+      exporter.reset();
+    }
+  });
+});
