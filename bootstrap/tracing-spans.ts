@@ -40,6 +40,7 @@ import {
   RandomIdGenerator,
   type Sampler,
   SamplingDecision,
+  type SamplingResult,
   TraceIdRatioBasedSampler,
 } from "@opentelemetry/sdk-trace-node";
 import type { AttributeTaker } from "../transport/tracing.js";
@@ -69,6 +70,19 @@ export function spanLimitsFromEnv(): SpanLimits {
   };
 }
 
+/**
+ * The parent-based samplers `samplerFromEnv` made, with the SDK's default delegates: for them a
+ * local parent's sampled flag decides, and the tracer does not ask (ParentBasedSampler would
+ * hand the question to AlwaysOnSampler).
+ */
+const followParent = new WeakSet<Sampler>();
+
+function parentBased(root: Sampler): Sampler {
+  const sampler = new ParentBasedSampler({ root });
+  followParent.add(sampler);
+  return sampler;
+}
+
 /** The sampler OTEL_TRACES_SAMPLER(_ARG) name, as the SDK builds it (default parentbased_always_on). */
 export function samplerFromEnv(): Sampler {
   const name = getStringFromEnv("OTEL_TRACES_SAMPLER") ?? "parentbased_always_on";
@@ -88,16 +102,16 @@ export function samplerFromEnv(): Sampler {
     case "traceidratio":
       return new TraceIdRatioBasedSampler(ratio());
     case "parentbased_always_off":
-      return new ParentBasedSampler({ root: new AlwaysOffSampler() });
+      return parentBased(new AlwaysOffSampler());
     case "parentbased_traceidratio":
-      return new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(ratio()) });
+      return parentBased(new TraceIdRatioBasedSampler(ratio()));
     case "parentbased_always_on":
-      return new ParentBasedSampler({ root: new AlwaysOnSampler() });
+      return parentBased(new AlwaysOnSampler());
     default:
       diag.error(
         `OTEL_TRACES_SAMPLER value "${name}" invalid, defaulting to parentbased_always_on.`,
       );
-      return new ParentBasedSampler({ root: new AlwaysOnSampler() });
+      return parentBased(new AlwaysOnSampler());
   }
 }
 
@@ -108,6 +122,8 @@ export interface SpanSink {
 
 interface TracerSetup {
   sampler: Sampler;
+  /** A sampled local parent's children are sampled (see followParent). */
+  followsParent: boolean;
   limits: SpanLimits;
   sink: SpanSink;
   ids: IdGenerator;
@@ -117,6 +133,7 @@ const origin = performance.timeOrigin;
 const NO_ATTRIBUTES: Attributes = Object.freeze({});
 const NO_LINKS: Link[] = Object.freeze([]) as unknown as Link[];
 const NO_PARTS: Attributes[] = Object.freeze([]) as unknown as Attributes[];
+const SAMPLED: SamplingResult = Object.freeze({ decision: SamplingDecision.RECORD_AND_SAMPLED });
 
 /** Milliseconds since the epoch, to the microsecond. */
 function now(): number {
@@ -357,16 +374,22 @@ class LeanTracer implements Tracer {
   startSpan(name: string, options: SpanOptions = {}, context: Context = contextApi.active()): Span {
     const parentContext = options.root ? trace.deleteSpan(context) : context;
     if (isTracingSuppressed(parentContext)) return trace.wrapSpanContext(INVALID_SPAN_CONTEXT);
-    const found = trace.getSpanContext(parentContext);
-    const parent = found && isSpanContextValid(found) ? found : undefined;
-    const { sampler, ids } = this.setup;
+    const { sampler, ids, followsParent } = this.setup;
+    // One of our spans is a valid parent as it is: no ids to check again.
+    const parentSpan = trace.getSpan(parentContext);
+    const local = parentSpan instanceof LeanSpan;
+    const found = parentSpan?.spanContext();
+    const parent = found && (local || isSpanContextValid(found)) ? found : undefined;
     const traceId = parent?.traceId ?? ids.generateTraceId();
     const spanId = ids.generateSpanId();
     const kind = options.kind ?? SpanKind.INTERNAL;
     // Nothing allocated for what a span start does not give (ours take their attributes later).
     const attributes = options.attributes ? sanitizeAttributes(options.attributes) : NO_ATTRIBUTES;
     const links = options.links ?? NO_LINKS;
-    const result = sampler.shouldSample(parentContext, traceId, name, kind, attributes, links);
+    const result =
+      local && followsParent && ((parent as SpanContext).traceFlags & TraceFlags.SAMPLED) !== 0
+        ? SAMPLED
+        : sampler.shouldSample(parentContext, traceId, name, kind, attributes, links);
     const traceState = result.traceState ?? parent?.traceState;
     const traceFlags =
       result.decision === SamplingDecision.RECORD_AND_SAMPLED
@@ -418,7 +441,13 @@ export class LeanTracerProvider implements TracerProvider {
   readonly #tracers = new Map<string, LeanTracer>();
 
   constructor(sink: SpanSink, sampler: Sampler, limits: SpanLimits) {
-    this.#setup = { sampler, limits, sink, ids: new RandomIdGenerator() };
+    this.#setup = {
+      sampler,
+      followsParent: followParent.has(sampler),
+      limits,
+      sink,
+      ids: new RandomIdGenerator(),
+    };
   }
 
   getTracer(name: string, version?: string, options?: { schemaUrl?: string }): Tracer {

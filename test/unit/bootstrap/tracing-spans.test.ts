@@ -13,7 +13,7 @@ import {
   trace,
 } from "@opentelemetry/api";
 import { suppressTracing } from "@opentelemetry/core";
-import { AlwaysOffSampler, ParentBasedSampler } from "@opentelemetry/sdk-trace-node";
+import { AlwaysOffSampler, ParentBasedSampler, type Sampler } from "@opentelemetry/sdk-trace-node";
 import { mergeAttributes } from "../../../bootstrap/tracing-encode.js";
 import type { WireSpan } from "../../../bootstrap/tracing-export.js";
 import {
@@ -42,7 +42,7 @@ function attributesOf(wire: WireSpan) {
   return mergeAttributes(wire[ATTRIBUTES], 128, Number.POSITIVE_INFINITY)[0];
 }
 
-function tracerWith(options: { sampler?: ParentBasedSampler } = {}) {
+function tracerWith(options: { sampler?: Sampler } = {}) {
   const ended: WireSpan[] = [];
   const provider = new LeanTracerProvider(
     { push: (span) => ended.push(span) },
@@ -235,6 +235,42 @@ describe("tracing spans - the node's tracer", () => {
     const half = sampled("parentbased_traceidratio", "0.5");
     assert.ok(half > 50 && half < 150, `about half of 200: ${half}`);
     assert.equal(sampled("no_such_sampler"), 200, "an unknown name falls back to the default");
+  });
+
+  it("tracing spans - a child of our own sampled span is sampled without asking the sampler; other parents are asked", () => {
+    process.env.OTEL_TRACES_SAMPLER = "parentbased_traceidratio";
+    process.env.OTEL_TRACES_SAMPLER_ARG = "1";
+    const sampler = samplerFromEnv();
+    let asked = 0;
+    const ask = sampler.shouldSample.bind(sampler);
+    sampler.shouldSample = (...args) => {
+      asked += 1;
+      return ask(...args);
+    };
+    const { tracer, ended } = tracerWith({ sampler });
+    const root = tracer.startSpan("root", {}, ROOT_CONTEXT);
+    assert.equal(asked, 1, "a root is asked");
+    const child = tracer.startSpan("child", {}, trace.setSpan(ROOT_CONTEXT, root));
+    assert.equal(asked, 1, "the local parent decided");
+    const remote = trace.setSpanContext(ROOT_CONTEXT, { ...root.spanContext(), isRemote: true });
+    const far = tracer.startSpan("remote child", {}, remote);
+    assert.equal(asked, 2, "a remote parent is asked about");
+    for (const span of [child, far, root]) span.end();
+    const traceId = root.spanContext().traceId;
+    assert.deepEqual(
+      ended.map((s) => [s[NAME], s[TRACE_ID] === traceId, s[PARENT]]),
+      [
+        ["child", true, root.spanContext().spanId],
+        ["remote child", true, root.spanContext().spanId],
+        ["root", true, null],
+      ],
+    );
+    const direct = tracerWith({
+      sampler: new ParentBasedSampler({ root: new AlwaysOffSampler() }),
+    });
+    const dropped = direct.tracer.startSpan("root", {}, ROOT_CONTEXT);
+    direct.tracer.startSpan("child", {}, trace.setSpan(ROOT_CONTEXT, dropped)).end();
+    assert.equal(direct.ended.length, 0, "children of a span not sampled are not sampled");
   });
 
   it("tracing spans - suppressed tracing gives a span that is not recorded", () => {
