@@ -767,64 +767,67 @@ describe("sip endpoint client transactions", () => {
   });
 });
 
+/** Runs `work` with this process tracing into an in-memory exporter, then turns tracing off. */
+async function traced(work: (exporter: InMemorySpanExporter) => Promise<void>): Promise<void> {
+  const exporter = new InMemorySpanExporter();
+  const provider = new NodeTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
+  enableTracing(provider.getTracer("test"));
+  try {
+    await work(exporter);
+  } finally {
+    disableTracing();
+    await provider.shutdown();
+  }
+}
+
 describe("sip endpoint spans", () => {
   test("sip endpoint - transactions completed over UDP let go of their spans while they wait out Timers J and K", async () => {
     setFlagsFromString("--expose-gc");
     const gc = runInNewContext("gc") as () => void;
-    const exporter = new InMemorySpanExporter();
-    const provider = new NodeTracerProvider({
-      spanProcessors: [new SimpleSpanProcessor(exporter)],
-    });
-    enableTracing(provider.getTracer("test"));
-    // A handler that keeps nothing: what holds a span after its response is the endpoint's.
-    const server = await endpoint((incoming) => {
-      incoming.respond(makeResponse(incoming.request, 200));
-    });
-    const client = await endpoint(() => {});
-    try {
-      const target = { transport: "udp", address: host, port: server.port } as const;
-      const response = await client.request(notify(`sip:watcher@${host}:${server.port}`), target);
-      assert.equal(response.status, 200);
-      const ended = exporter.getFinishedSpans().map((span) => new WeakRef(span));
-      assert.equal(ended.length, 2, "the client's and the server's NOTIFY spans");
-      assert.equal(client.stats().clientTransactions, 1, "Timer K keeps the client transaction");
-      assert.equal(server.stats().serverTransactions, 1, "Timer J keeps the server transaction");
-      exporter.reset();
-      const alive = () => ended.filter((span) => span.deref() !== undefined).length;
-      // A WeakRef's target stays until its job is over: collect again on later turns of the loop.
-      for (let turn = 0; turn < 100 && alive() > 0; turn++) {
-        await nextTurn();
-        gc();
+    await traced(async (exporter) => {
+      // A handler that keeps nothing: what holds a span after its response is the endpoint's.
+      const server = await endpoint((incoming) => {
+        incoming.respond(makeResponse(incoming.request, 200));
+      });
+      const client = await endpoint(() => {});
+      try {
+        const target = { transport: "udp", address: host, port: server.port } as const;
+        const response = await client.request(notify(`sip:watcher@${host}:${server.port}`), target);
+        assert.equal(response.status, 200);
+        const ended = exporter.getFinishedSpans().map((span) => new WeakRef(span));
+        assert.equal(ended.length, 2, "the client's and the server's NOTIFY spans");
+        assert.equal(client.stats().clientTransactions, 1, "Timer K keeps the client transaction");
+        assert.equal(server.stats().serverTransactions, 1, "Timer J keeps the server transaction");
+        exporter.reset();
+        const alive = () => ended.filter((span) => span.deref() !== undefined).length;
+        // A WeakRef's target stays until its job is over: collect again on later turns of the loop.
+        for (let turn = 0; turn < 100 && alive() > 0; turn++) {
+          await nextTurn();
+          gc();
+        }
+        assert.equal(alive(), 0);
+      } finally {
+        await client.close();
+        await server.close();
       }
-      assert.equal(alive(), 0);
-    } finally {
-      disableTracing();
-      await client.close();
-      await server.close();
-      await provider.shutdown();
-    }
+    });
   });
 
   test("sip endpoint - a SUBSCRIBE's span names the presentity of its To, in a dialog too (Request-URI: our Contact)", async () => {
-    const exporter = new InMemorySpanExporter();
-    const provider = new NodeTracerProvider({
-      spanProcessors: [new SimpleSpanProcessor(exporter)],
+    await traced(async (exporter) => {
+      const ep = await endpoint(answering().handler);
+      const peer = await UdpPeer.open();
+      try {
+        const contact = `sip:node@${host}:${ep.port};transport=udp`;
+        await peer.send(raw("SUBSCRIBE", { viaPort: peer.port, uri: contact }), ep.port);
+        assert.equal(asResponse((await peer.inbox.next()).message).status, 200);
+        const span = exporter.getFinishedSpans().find((s) => s.name === "SIP SUBSCRIBE");
+        assert.equal(span?.attributes["sip.request_uri"], contact);
+        assert.equal(span?.attributes["presence.presentity"], "sip:presentity@example.com");
+      } finally {
+        await peer.close();
+        await ep.close();
+      }
     });
-    enableTracing(provider.getTracer("test"));
-    const ep = await endpoint(answering().handler);
-    const peer = await UdpPeer.open();
-    try {
-      const contact = `sip:node@${host}:${ep.port};transport=udp`;
-      await peer.send(raw("SUBSCRIBE", { viaPort: peer.port, uri: contact }), ep.port);
-      assert.equal(asResponse((await peer.inbox.next()).message).status, 200);
-      const span = exporter.getFinishedSpans().find((s) => s.name === "SIP SUBSCRIBE");
-      assert.equal(span?.attributes["sip.request_uri"], contact);
-      assert.equal(span?.attributes["presence.presentity"], "sip:presentity@example.com");
-    } finally {
-      disableTracing();
-      await peer.close();
-      await ep.close();
-      await provider.shutdown();
-    }
   });
 });
