@@ -3,7 +3,8 @@
 
 import type { Attributes, AttributeValue } from "@opentelemetry/api";
 import { isAttributeValue, millisToHrTime } from "@opentelemetry/core";
-import type { WireEvent, WireLink, WireSpan } from "./tracing-export.js";
+import { isSipHead, sipHeadAttributes } from "../transport/sip-span.js";
+import type { SpanPart, WireEvent, WireLink, WireSpan } from "./tracing-export.js";
 
 /** The span attribute limits (OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT, _VALUE_LENGTH_LIMIT). */
 export interface AttributeLimits {
@@ -51,6 +52,13 @@ export function mergeAttributes(
     }
   }
   return [merged, dropped];
+}
+
+/** A span's parts as attribute objects: a SIP head becomes the attributes read from it. */
+export function attributeObjects(parts: readonly SpanPart[]): Attributes[] {
+  const objects: Attributes[] = [];
+  for (const part of parts) objects.push(isSipHead(part) ? sipHeadAttributes(part) : part);
+  return objects;
 }
 
 /**
@@ -489,7 +497,7 @@ class ProtobufEncoder implements SpanEncoder {
   }
 
   #span(w: ProtoWriter, wire: WireSpan): void {
-    const [parts, droppedAttributes] = attributesToWrite(wire[12], this.#setup);
+    const [parts, droppedAttributes] = attributesToWrite(attributeObjects(wire[12]), this.#setup);
     w.tag(2, 2);
     const at = w.begin();
     w.tag(1, 2);
@@ -654,7 +662,7 @@ class JsonEncoder implements SpanEncoder {
 
   write(wire: WireSpan): void {
     const spans = this.#scopes.of(wire);
-    const [parts, droppedAttributes] = attributesToWrite(wire[12], this.#setup);
+    const [parts, droppedAttributes] = attributesToWrite(attributeObjects(wire[12]), this.#setup);
     const parent = wire[6] ? `"parentSpanId":"${wire[6]}",` : "";
     const state = wire[5] ? `"traceState":${JSON.stringify(wire[5])},` : "";
     const message = wire[11] !== null ? `,"message":${JSON.stringify(wire[11])}` : "";

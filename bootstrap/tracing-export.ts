@@ -1,16 +1,15 @@
-// bootstrap: exports a node's spans — encodes each ended span into the next OTLP request's body (batched as
-// the SDK's BatchSpanProcessor does) and hands full bodies to tracing-worker.ts, which sends them.
+// bootstrap: exports a node's spans — hands ended spans as data, in chunks, to tracing-worker.ts, which
+// builds the SIP spans' attributes, encodes OTLP request bodies (batched as the SDK's processor does) and sends them.
 
 import { Worker } from "node:worker_threads";
 import type { Attributes } from "@opentelemetry/api";
 import { getNumberFromEnv } from "@opentelemetry/core";
-import {
-  type EncoderSetup,
-  type OtlpEncoding,
-  type SpanEncoder,
-  spanEncoder,
-} from "./tracing-encode.js";
+import { isSipHead, type SipHead } from "../transport/sip-span.js";
+import type { EncoderSetup, OtlpEncoding } from "./tracing-encode.js";
 import type { SpanSink } from "./tracing-spans.js";
+
+/** A part of a span's attributes: an attribute object, or a SIP head the worker makes one of. */
+export type SpanPart = Attributes | SipHead;
 
 /**
  * An ended span as data (tracing-spans.ts builds it): one flat array of what OTLP carries of a
@@ -30,7 +29,7 @@ export type WireSpan = [
   statusCode: number,
   statusMessage: string | null,
   /** In the order given, the last value of a key counting (see mergeAttributes). */
-  attributes: Attributes[],
+  attributes: SpanPart[],
   events: WireEvent[] | null,
   links: WireLink[] | null,
   droppedEventsCount: number,
@@ -57,22 +56,30 @@ export type WireLink = [
   droppedAttributesCount: number,
 ];
 
-/** Main thread → worker: a request body of `count` spans (its buffer transferred), flushes. */
+/**
+ * Main thread → worker: ended spans (structured-cloned; their SIP heads are views of `bytes`,
+ * transferred), flushes.
+ */
 export type ToWorker =
-  | { type: "batch"; body: Uint8Array; count: number }
+  | { type: "spans"; spans: WireSpan[]; bytes: ArrayBuffer }
   | { type: "flush"; id: number }
   | { type: "shutdown"; id: number };
 
-/** Worker → main thread: spans done with (exported or not), flushes answered, trouble to log. */
+/**
+ * Worker → main thread: spans done with (exported, failed, or dropped as unwritable: `dropped`),
+ * flushes answered, trouble to log.
+ */
 export type FromWorker =
-  | { type: "done"; count: number }
+  | { type: "done"; count: number; dropped: number }
   | { type: "flushed"; id: number }
   | { type: "warn"; message: string; detail?: string };
 
-/** What the worker is started with: how to send a body. */
+/** What the worker is started with: how to batch, encode and send. */
 export interface WorkerData {
   protocol: OtlpEncoding;
-  contentType: string;
+  encoding: EncoderSetup;
+  maxExportBatchSize: number;
+  scheduledDelayMs: number;
   exportTimeoutMs: number;
 }
 
@@ -105,18 +112,31 @@ export interface WorkerExportOptions {
   warn: (message: string, detail?: string) => void;
 }
 
+/** Spans handed to the worker at a time: one structured clone per chunk, not per span. */
+const CHUNK = 256;
+
+/** The longest an ended span waits on the event loop before its chunk goes to the worker. */
+const CHUNK_DELAY_MS = 100;
+
+/** Room for a chunk's SIP heads (a larger head gets a buffer of its own size). */
+const CHUNK_BYTES = 256 * 1024;
+
 /**
- * The BatchSpanProcessor's job with the OTLP encoding done as spans end and the HTTP requests
- * off the event loop: an ended, sampled span is written straight into the body of the next
- * request (no span objects kept, nothing to clone); a body goes to the worker thread when it
- * holds `maxExportBatchSize` spans or `scheduledDelayMs` after its first. Spans beyond
- * `maxQueueSize` not yet exported are dropped (and counted), as the SDK's processor does.
+ * The BatchSpanProcessor's job with everything but the queue off the event loop: ended, sampled
+ * spans go to the worker thread as data in chunks of CHUNK (or CHUNK_DELAY_MS after a chunk's
+ * first span), their SIP heads copied into one buffer per chunk that is transferred; the worker builds the SIP spans' attributes from their heads, writes each span
+ * into the next OTLP request body, and sends a body when it holds `maxExportBatchSize` spans or
+ * `scheduledDelayMs` after its first. Spans beyond `maxQueueSize` not yet exported are dropped
+ * (and counted), as the SDK's processor does; so are spans the worker cannot encode.
  */
 export class WorkerExport implements SpanSink {
   readonly #settings: BatchSettings;
   readonly #options: WorkerExportOptions;
-  readonly #encoder: SpanEncoder;
   readonly #worker: Worker;
+  #chunk: WireSpan[] = [];
+  /** The chunk's SIP heads, `#used` bytes of it so far. */
+  #bytes = new Uint8Array(CHUNK_BYTES);
+  #used = 0;
   #timer: NodeJS.Timeout | undefined;
   /** Spans handed to the worker and not yet done with. */
   #outstanding = 0;
@@ -124,17 +144,16 @@ export class WorkerExport implements SpanSink {
   readonly #waiting = new Map<number, () => void>();
   #shutdown: Promise<void> | undefined;
   #failed = false;
-  /** Whether a span has failed to encode (said once). */
-  #unwritable = false;
 
   constructor(options: WorkerExportOptions) {
     this.#settings = options.settings;
     this.#options = options;
-    this.#encoder = spanEncoder(options.protocol, options.encoding);
     this.#worker = new Worker(new URL("./tracing-worker.js", import.meta.url), {
       workerData: {
         protocol: options.protocol,
-        contentType: this.#encoder.contentType,
+        encoding: options.encoding,
+        maxExportBatchSize: options.settings.maxExportBatchSize,
+        scheduledDelayMs: options.settings.scheduledDelayMs,
         exportTimeoutMs: options.settings.exportTimeoutMs,
       } satisfies WorkerData,
     });
@@ -150,25 +169,20 @@ export class WorkerExport implements SpanSink {
 
   push(span: WireSpan): void {
     if (this.#shutdown || this.#failed) return;
-    const encoder = this.#encoder;
-    if (this.#outstanding + encoder.count >= this.#settings.maxQueueSize) {
+    const chunk = this.#chunk;
+    if (this.#outstanding + chunk.length >= this.#settings.maxQueueSize) {
       this.#options.dropped(1);
       return;
     }
-    try {
-      encoder.write(span);
-    } catch (error) {
-      this.#options.dropped(1);
-      // Once: the drops that follow are counted in the "Dropped N spans" warning.
-      if (!this.#unwritable) {
-        this.#unwritable = true;
-        this.#options.warn(`span ${span[0]} could not be encoded`, String(error));
-      }
-      return;
-    }
-    if (encoder.count >= this.#settings.maxExportBatchSize) this.#post();
+    // A span holds one SIP head at most (TransactionSpan.describe).
+    for (const part of span[12]) if (isSipHead(part)) this.#keep(part);
+    this.#chunk.push(span);
+    if (this.#chunk.length >= CHUNK) this.#post();
     else if (!this.#timer) {
-      this.#timer = setTimeout(() => this.#post(), this.#settings.scheduledDelayMs);
+      this.#timer = setTimeout(
+        () => this.#post(),
+        Math.min(CHUNK_DELAY_MS, this.#settings.scheduledDelayMs),
+      );
       this.#timer.unref();
     }
   }
@@ -188,15 +202,29 @@ export class WorkerExport implements SpanSink {
     return this.#shutdown;
   }
 
+  /** The head copied into the chunk's buffer; the span's part is now a view of the copy. */
+  #keep(head: SipHead): void {
+    const length = head.sipHead.length;
+    if (this.#used + length > this.#bytes.length) {
+      this.#post();
+      if (length > this.#bytes.length) this.#bytes = new Uint8Array(length);
+    }
+    this.#bytes.set(head.sipHead, this.#used);
+    head.sipHead = new Uint8Array(this.#bytes.buffer, this.#used, length);
+    this.#used += length;
+  }
+
   #post(): void {
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = undefined;
-    const count = this.#encoder.count;
-    if (count === 0) return;
-    const body = this.#encoder.finish();
-    this.#outstanding += count;
-    const message: ToWorker = { type: "batch", body, count };
-    this.#worker.postMessage(message, [body.buffer as ArrayBuffer]);
+    const spans = this.#chunk;
+    if (spans.length === 0) return;
+    const bytes = this.#bytes.buffer;
+    this.#chunk = [];
+    this.#bytes = new Uint8Array(CHUNK_BYTES);
+    this.#used = 0;
+    this.#outstanding += spans.length;
+    this.#worker.postMessage({ type: "spans", spans, bytes } satisfies ToWorker, [bytes]);
   }
 
   #ask(type: "flush" | "shutdown"): Promise<void> {
@@ -212,6 +240,7 @@ export class WorkerExport implements SpanSink {
     switch (message.type) {
       case "done":
         this.#outstanding -= message.count;
+        if (message.dropped > 0) this.#options.dropped(message.dropped);
         break;
       case "flushed": {
         const resolve = this.#waiting.get(message.id);

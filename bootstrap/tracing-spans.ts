@@ -43,9 +43,10 @@ import {
   type SamplingResult,
   TraceIdRatioBasedSampler,
 } from "@opentelemetry/sdk-trace-node";
+import type { SipHead } from "../transport/sip-span.js";
 import type { AttributeTaker } from "../transport/tracing.js";
 import { mergeAttributes } from "./tracing-encode.js";
-import type { WireEvent, WireLink, WireSpan } from "./tracing-export.js";
+import type { SpanPart, WireEvent, WireLink, WireSpan } from "./tracing-export.js";
 
 /** The SDK's span limits, from the same OTEL_* variables and defaults. */
 export interface SpanLimits {
@@ -132,7 +133,7 @@ interface TracerSetup {
 const origin = performance.timeOrigin;
 const NO_ATTRIBUTES: Attributes = Object.freeze({});
 const NO_LINKS: Link[] = Object.freeze([]) as unknown as Link[];
-const NO_PARTS: Attributes[] = Object.freeze([]) as unknown as Attributes[];
+const NO_PARTS: SpanPart[] = Object.freeze([]) as unknown as SpanPart[];
 const SAMPLED: SamplingResult = Object.freeze({ decision: SamplingDecision.RECORD_AND_SAMPLED });
 
 /** Milliseconds since the epoch, to the microsecond. */
@@ -160,8 +161,9 @@ function limited(
 
 /**
  * A recording span. Its attributes are the objects it was handed (`takeAttributes`, by
- * reference) and one of its own for `setAttribute`, which wins; the encoder merges them and
- * applies the attribute limits as it writes the span. Times are epoch milliseconds.
+ * reference), SIP heads (`takeSipHead`, made attributes by the export worker) and one object of
+ * its own for `setAttribute`, which wins; the encoder merges them and applies the attribute
+ * limits as it writes the span. Times are epoch milliseconds.
  */
 class LeanSpan implements Span, AttributeTaker {
   readonly #tracer: LeanTracer;
@@ -170,7 +172,7 @@ class LeanSpan implements Span, AttributeTaker {
   readonly #parent: SpanContext | undefined;
   readonly #start: number;
   #name: string;
-  #taken: Attributes[] | null = null;
+  #taken: SpanPart[] | null = null;
   #attributes: Attributes | null = null;
   #status: SpanStatus = { code: SpanStatusCode.UNSET };
   #events: WireEvent[] | null = null;
@@ -214,6 +216,12 @@ class LeanSpan implements Span, AttributeTaker {
     if (this.#ended) return;
     this.#taken ??= [];
     this.#taken.push(attributes);
+  }
+
+  takeSipHead(head: SipHead): void {
+    if (this.#ended) return;
+    this.#taken ??= [];
+    this.#taken.push(head);
   }
 
   setAttributes(attributes: Attributes): this {
@@ -335,7 +343,7 @@ class LeanSpan implements Span, AttributeTaker {
   }
 
   /** The taken parts, then what was set one by one (the later wins), in one list. */
-  #attributesToWrite(): Attributes[] {
+  #attributesToWrite(): SpanPart[] {
     if (!this.#attributes) return this.#taken ?? NO_PARTS;
     if (!this.#taken) return [this.#attributes];
     this.#taken.push(this.#attributes);

@@ -1,5 +1,5 @@
-// bootstrap: the span export worker thread — sends the OTLP request bodies tracing-export.ts encodes, one at
-// a time, through the OpenTelemetry OTLP/HTTP transport (endpoint, headers, retries from OTEL_* variables).
+// bootstrap: the span export worker thread — encodes the spans tracing-export.ts hands over into OTLP request
+// bodies and sends them one at a time through the OpenTelemetry OTLP/HTTP transport (OTEL_* variables).
 
 import { parentPort, workerData } from "node:worker_threads";
 import { DiagLogLevel, diag } from "@opentelemetry/api";
@@ -10,7 +10,8 @@ import {
   createOtlpHttpExportDelegate,
 } from "@opentelemetry/otlp-exporter-base/node-http";
 import { JsonTraceSerializer, ProtobufTraceSerializer } from "@opentelemetry/otlp-transformer";
-import type { FromWorker, ToWorker, WorkerData } from "./tracing-export.js";
+import { spanEncoder } from "./tracing-encode.js";
+import type { FromWorker, ToWorker, WireSpan, WorkerData } from "./tracing-export.js";
 
 const port = parentPort;
 if (!port) throw new Error("tracing-worker.js runs as a worker thread only");
@@ -23,10 +24,12 @@ diag.setLogger(
   DiagLogLevel.WARN,
 );
 
+const encoder = spanEncoder(setup.protocol, setup.encoding);
+
 /** The SDK's OTLP trace exporter with the serialisation already done: a body is sent as it is. */
 const exporter = new OTLPExporterBase<Uint8Array>(
   createOtlpHttpExportDelegate(
-    convertLegacyHttpOptions({}, "TRACES", "v1/traces", { "Content-Type": setup.contentType }),
+    convertLegacyHttpOptions({}, "TRACES", "v1/traces", { "Content-Type": encoder.contentType }),
     {
       serializeRequest: (body: Uint8Array) => body,
       deserializeResponse:
@@ -37,8 +40,46 @@ const exporter = new OTLPExporterBase<Uint8Array>(
   ),
 );
 
-/** Bodies received and not yet sent. */
+/** Bodies encoded and not yet sent. */
 const pending: { body: Uint8Array; count: number }[] = [];
+/** Sends the body being written `scheduledDelayMs` after its first span. */
+let timer: NodeJS.Timeout | undefined;
+/** Whether a span has failed to encode (said once: the drops that follow are counted). */
+let unwritable = false;
+
+/** Writes spans into the body being built; a full body is queued for sending. */
+function write(spans: WireSpan[]): void {
+  let dropped = 0;
+  for (const span of spans) {
+    try {
+      encoder.write(span);
+    } catch (error) {
+      dropped++;
+      if (!unwritable) {
+        unwritable = true;
+        tell({
+          type: "warn",
+          message: `span ${span[0]} could not be encoded`,
+          detail: String(error),
+        });
+      }
+      continue;
+    }
+    if (encoder.count >= setup.maxExportBatchSize) seal();
+  }
+  if (dropped > 0) tell({ type: "done", count: dropped, dropped });
+  if (encoder.count > 0 && !timer) timer = setTimeout(seal, setup.scheduledDelayMs);
+}
+
+/** Queues the body being built, if it holds spans, and sends it when its turn comes. */
+function seal(): void {
+  if (timer) clearTimeout(timer);
+  timer = undefined;
+  const count = encoder.count;
+  if (count > 0) pending.push({ body: encoder.finish(), count });
+  next();
+}
+
 /** Flushes to answer once everything received before them is exported. */
 const flushes: number[] = [];
 let exporting = false;
@@ -65,7 +106,7 @@ function next(): void {
         detail: String(result.error ?? "export failed"),
       });
     }
-    tell({ type: "done", count: batch.count });
+    tell({ type: "done", count: batch.count, dropped: 0 });
     next();
   };
   const deadline = setTimeout(
@@ -77,13 +118,12 @@ function next(): void {
 
 port.on("message", (message: ToWorker) => {
   switch (message.type) {
-    case "batch":
-      pending.push({ body: message.body, count: message.count });
-      next();
+    case "spans":
+      write(message.spans);
       break;
     case "flush":
       flushes.push(message.id);
-      next();
+      seal();
       break;
     case "shutdown":
       exporter.shutdown().then(

@@ -4,7 +4,6 @@
 import dgram from "node:dgram";
 import net from "node:net";
 import type { Logger } from "../bootstrap/log.js";
-import { presentityOf } from "../protocol/presence/presentity.js";
 import { parseMessage, SipParseError, serializeMessage } from "../protocol/sip/codec.js";
 import { StreamFramer } from "../protocol/sip/framing.js";
 import { makeResponse, newBranch, randomToken } from "../protocol/sip/headers.js";
@@ -18,7 +17,7 @@ import {
   type TimerHandle,
   TransactionTable,
 } from "../protocol/sip/transaction.js";
-import { type AttributeParts, type SpanAttributes, sipTransaction } from "./tracing.js";
+import { type SpanAttributes, sipTransaction } from "./tracing.js";
 
 export interface IncomingRequest {
   readonly request: SipRequest;
@@ -208,9 +207,7 @@ export class SipEndpoint {
     onProvisional?: (response: SipResponse) => void,
   ): Promise<SipResponse> {
     // Dropped once ended: the transaction's callbacks keep this scope until it terminates.
-    let span = sipTransaction("client", request.method, () =>
-      transactionAttributes(request, target, this.#options.spanAttributes?.()),
-    );
+    let span = sipTransaction("client", request.method, () => [this.#options.spanAttributes?.()]);
     return new Promise<SipResponse>((resolve) => {
       let settled = false;
       const settle = (response: SipResponse): void => {
@@ -222,10 +219,12 @@ export class SipEndpoint {
       };
       try {
         if (this.#closed) {
+          span?.describe(request, target);
           settle(makeResponse(request, 503, "Endpoint Closed"));
           return;
         }
         const { message, bytes, peer } = this.#prepare(request, target, true);
+        span?.describe(message, target, bytes);
         let connection: Connection | undefined;
         const transaction = this.#table.createClient(message, peer.transport === "tcp", {
           send: (outgoing) => {
@@ -251,6 +250,7 @@ export class SipEndpoint {
         });
         transaction.start();
       } catch (error) {
+        span?.describe(request, target);
         this.#log.error("sip request failed before sending", { method: request.method, error });
         settle(makeResponse(request, 503));
       }
@@ -548,7 +548,7 @@ export class SipEndpoint {
     if (data.every((byte) => byte === 0x0d || byte === 0x0a)) return;
     const peer: Peer = { transport: "udp", address: rinfo.address, port: rinfo.port };
     const message = this.#parse(data, peer, undefined);
-    if (message) this.#dispatch(message, peer, undefined);
+    if (message) this.#dispatch(message, data, peer, undefined);
   }
 
   #onStream(connection: Connection, chunk: Buffer): void {
@@ -566,7 +566,7 @@ export class SipEndpoint {
         case "message": {
           this.#counts.tcpIn++;
           const message = this.#parse(framed.data, peer, connection);
-          if (message) this.#dispatch(message, peer, connection);
+          if (message) this.#dispatch(message, framed.data, peer, connection);
           break;
         }
         case "too-large":
@@ -635,7 +635,12 @@ export class SipEndpoint {
     );
   }
 
-  #dispatch(message: SipMessage, peer: Peer, connection: Connection | undefined): void {
+  #dispatch(
+    message: SipMessage,
+    data: Buffer,
+    peer: Peer,
+    connection: Connection | undefined,
+  ): void {
     if (message.kind === "response") {
       const transaction = this.#table.findClient(message);
       if (transaction) transaction.receive(message);
@@ -648,10 +653,16 @@ export class SipEndpoint {
       }
       return;
     }
-    this.#onIncomingRequest(message, peer, connection);
+    this.#onIncomingRequest(message, data, peer, connection);
   }
 
-  #onIncomingRequest(request: SipRequest, peer: Peer, connection: Connection | undefined): void {
+  /** `data`: the request's bytes as received, for its span. */
+  #onIncomingRequest(
+    request: SipRequest,
+    data: Buffer,
+    peer: Peer,
+    connection: Connection | undefined,
+  ): void {
     const via = request.headers.via[0];
     if (!via) {
       this.#counts.badRequests++;
@@ -698,9 +709,8 @@ export class SipEndpoint {
       return;
     }
     // Dropped once ended: the transaction's callbacks keep this scope up to 32 s (Timer J).
-    let span = sipTransaction("server", method, () =>
-      transactionAttributes(request, peer, this.#options.spanAttributes?.()),
-    );
+    let span = sipTransaction("server", method, () => [this.#options.spanAttributes?.()]);
+    span?.describe(request, peer, data);
     const incoming: IncomingRequest = {
       request,
       peer,
@@ -759,33 +769,4 @@ export class SipEndpoint {
       this.#log.error("sip request handler threw on ACK", { error });
     }
   }
-}
-
-/**
- * The attributes of a SIP transaction span, after the node's own (`node`): method, Call-ID,
- * presentity (the To of a SUBSCRIBE or PUBLISH — in a dialog their Request-URI is our Contact —
- * the notifier of a NOTIFY) and the peer.
- */
-function transactionAttributes(
-  request: SipRequest,
-  peer: Peer,
-  node: SpanAttributes | undefined,
-): AttributeParts {
-  const method = request.method.toUpperCase();
-  const attributes: SpanAttributes = {
-    "sip.method": method,
-    "sip.call_id": request.headers["call-id"],
-    "sip.request_uri": request.uri,
-    "network.transport": peer.transport,
-    "network.peer.address": peer.address,
-    "network.peer.port": peer.port,
-  };
-  const presentity =
-    method === "NOTIFY"
-      ? presentityOf(request.headers.from.uri)
-      : method === "SUBSCRIBE" || method === "PUBLISH"
-        ? presentityOf(request.headers.to.uri)
-        : undefined;
-  if (presentity) attributes["presence.presentity"] = presentity;
-  return [node, attributes];
 }

@@ -13,6 +13,8 @@ import {
   type Tracer,
   trace,
 } from "@opentelemetry/api";
+import type { SipRequest } from "../protocol/sip/message.js";
+import { type SipHead, type SipPeer, sipHeadOf, sipRequestAttributes } from "./sip-span.js";
 
 /** Span attributes as actors and the SIP edge give them (no OpenTelemetry types outside this module). */
 export type SpanAttributes = Record<string, string | number | boolean>;
@@ -26,11 +28,13 @@ export type SpanAttributes = Record<string, string | number | boolean>;
 export type AttributeParts = readonly (SpanAttributes | undefined)[];
 
 /**
- * A span that keeps attribute objects by reference instead of copying them key by key (the
- * node's own tracer, bootstrap/tracing-spans.ts); other spans get `setAttributes`.
+ * A span that keeps attribute objects by reference instead of copying them key by key, and
+ * takes a SIP message's head whose attributes the export builds off the event loop (the node's
+ * own tracer, bootstrap/tracing-spans.ts); other spans get `setAttributes`.
  */
 export interface AttributeTaker {
   takeAttributes(attributes: SpanAttributes): void;
+  takeSipHead(head: SipHead): void;
 }
 
 let tracer: Tracer | undefined;
@@ -296,14 +300,20 @@ export function inSpan<T>(
 export interface TransactionSpan {
   /** Runs `work` with the span's context active (and every async continuation it starts). */
   run<T>(work: () => T): T;
+  /**
+   * The span's SIP attributes (method, Call-ID, presentity, peer): from the request's bytes as
+   * received or sent where given (the node's tracer hands their head to the export, which builds
+   * the attributes off the event loop), else from the request. The first call counts.
+   */
+  describe(request: SipRequest, peer: SipPeer, data?: Buffer): void;
   /** Ends the span with the final status code (≥ 400 marks an error). */
   end(status: number): void;
 }
 
 /**
  * A SERVER (request received) or CLIENT (request sent) span per SIP transaction, named after its
- * method (`attributes` give `sip.method` and the rest). A client span is a child of the span of
- * the current context, or a trace of its own (a timer's NOTIFY).
+ * method; `attributes` give the node's, `describe` the message's. A client span is a child of the
+ * span of the current context, or a trace of its own (a timer's NOTIFY).
  */
 export function sipTransaction(
   kind: "server" | "client",
@@ -323,8 +333,18 @@ export function sipTransaction(
   // 32 s, and spans kept that long would all reach the old generation (~1.7 KB a watcher call).
   let open: Span | undefined = span;
   let active: Context | undefined = trace.setSpan(parent, span);
+  let described = false;
   return {
     run: (work) => (active ? context.with(active, work) : work()),
+    describe: (request, peer, data) => {
+      if (described || !open?.isRecording()) return;
+      described = true;
+      const taker = open as Partial<AttributeTaker>;
+      if (data && taker.takeSipHead) taker.takeSipHead.call(open, sipHeadOf(data, peer));
+      else if (taker.takeAttributes)
+        taker.takeAttributes.call(open, sipRequestAttributes(request, peer));
+      else open.setAttributes(sipRequestAttributes(request, peer));
+    },
     end: (status) => {
       const ended = open;
       if (!ended) return;

@@ -206,8 +206,12 @@ function headerLines(lines: string[]): { pairs: Array<[string, string]>; error?:
   return error === undefined ? { pairs } : { pairs, error };
 }
 
-/** Parses one whole message: a UDP datagram or a message cut out of a stream by StreamFramer. */
-export function parseMessage(data: Buffer): SipMessage {
+/**
+ * Parses one whole message: a UDP datagram or a message cut out of a stream by StreamFramer.
+ * `headOnly`: the bytes end with the header section (a copy kept for a span), the body is not
+ * there to check against Content-Length and the message comes back with an empty one.
+ */
+export function parseMessage(data: Buffer, { headOnly = false } = {}): SipMessage {
   let start = 0;
   // RFC 3261 §7.5: CRLFs before the start line are ignored (RFC 5626 keep-alives end up here too).
   while (start < data.length && (data[start] === 13 || data[start] === 10)) start++;
@@ -303,7 +307,8 @@ export function parseMessage(data: Buffer): SipMessage {
 
   const bodyStart = headEnd + 4;
   let bodyEnd = data.length;
-  if (contentLength !== undefined) {
+  if (headOnly) bodyEnd = bodyStart;
+  else if (contentLength !== undefined) {
     if (bodyStart + contentLength > data.length) error ??= "Content-Length larger than body";
     else bodyEnd = bodyStart + contentLength;
   }

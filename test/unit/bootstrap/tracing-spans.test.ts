@@ -14,7 +14,7 @@ import {
 } from "@opentelemetry/api";
 import { suppressTracing } from "@opentelemetry/core";
 import { AlwaysOffSampler, ParentBasedSampler, type Sampler } from "@opentelemetry/sdk-trace-node";
-import { mergeAttributes } from "../../../bootstrap/tracing-encode.js";
+import { attributeObjects, mergeAttributes } from "../../../bootstrap/tracing-encode.js";
 import type { WireSpan } from "../../../bootstrap/tracing-export.js";
 import {
   LeanTracerProvider,
@@ -39,7 +39,7 @@ const SCOPE = 17;
 
 /** The attributes the export worker makes of a span's parts (no limits). */
 function attributesOf(wire: WireSpan) {
-  return mergeAttributes(wire[ATTRIBUTES], 128, Number.POSITIVE_INFINITY)[0];
+  return mergeAttributes(attributeObjects(wire[ATTRIBUTES]), 128, Number.POSITIVE_INFINITY)[0];
 }
 
 function tracerWith(options: { sampler?: Sampler } = {}) {
