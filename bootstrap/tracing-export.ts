@@ -4,9 +4,10 @@
 import { Worker } from "node:worker_threads";
 import type { Attributes } from "@opentelemetry/api";
 import { getNumberFromEnv } from "@opentelemetry/core";
-import { isSipHead, type SipHead } from "../transport/sip-span.js";
+import type { SipHead } from "../transport/sip-span.js";
 import type { EncoderSetup, OtlpEncoding } from "./tracing-encode.js";
 import type { SpanSink } from "./tracing-spans.js";
+import { SpanRecordWriter } from "./tracing-wire.js";
 
 /** A part of a span's attributes: an attribute object, or a SIP head the worker makes one of. */
 export type SpanPart = Attributes | SipHead;
@@ -56,12 +57,9 @@ export type WireLink = [
   droppedAttributesCount: number,
 ];
 
-/**
- * Main thread → worker: ended spans (structured-cloned; their SIP heads are views of `bytes`,
- * transferred), flushes.
- */
+/** Main thread → worker: `count` ended spans as records (tracing-wire.ts, transferred), flushes. */
 export type ToWorker =
-  | { type: "spans"; spans: WireSpan[]; bytes: ArrayBuffer }
+  | { type: "spans"; buffer: ArrayBuffer; length: number; count: number }
   | { type: "flush"; id: number }
   | { type: "shutdown"; id: number };
 
@@ -112,19 +110,16 @@ export interface WorkerExportOptions {
   warn: (message: string, detail?: string) => void;
 }
 
-/** Spans handed to the worker at a time: one structured clone per chunk, not per span. */
+/** Spans handed to the worker at a time, in one buffer of records. */
 const CHUNK = 256;
 
 /** The longest an ended span waits on the event loop before its chunk goes to the worker. */
 const CHUNK_DELAY_MS = 100;
 
-/** Room for a chunk's SIP heads (a larger head gets a buffer of its own size). */
-const CHUNK_BYTES = 256 * 1024;
-
 /**
  * The BatchSpanProcessor's job with everything but the queue off the event loop: ended, sampled
- * spans go to the worker thread as data in chunks of CHUNK (or CHUNK_DELAY_MS after a chunk's
- * first span), their SIP heads copied into one buffer per chunk that is transferred; the worker builds the SIP spans' attributes from their heads, writes each span
+ * spans are written as records (their SIP heads as bytes) into one buffer per chunk of CHUNK
+ * spans, transferred to the worker thread when full or CHUNK_DELAY_MS after its first span; the worker builds the SIP spans' attributes from their heads, writes each span
  * into the next OTLP request body, and sends a body when it holds `maxExportBatchSize` spans or
  * `scheduledDelayMs` after its first. Spans beyond `maxQueueSize` not yet exported are dropped
  * (and counted), as the SDK's processor does; so are spans the worker cannot encode.
@@ -133,10 +128,7 @@ export class WorkerExport implements SpanSink {
   readonly #settings: BatchSettings;
   readonly #options: WorkerExportOptions;
   readonly #worker: Worker;
-  #chunk: WireSpan[] = [];
-  /** The chunk's SIP heads, `#used` bytes of it so far. */
-  #bytes = new Uint8Array(CHUNK_BYTES);
-  #used = 0;
+  readonly #records = new SpanRecordWriter();
   #timer: NodeJS.Timeout | undefined;
   /** Spans handed to the worker and not yet done with. */
   #outstanding = 0;
@@ -144,6 +136,8 @@ export class WorkerExport implements SpanSink {
   readonly #waiting = new Map<number, () => void>();
   #shutdown: Promise<void> | undefined;
   #failed = false;
+  /** Whether a span has failed to be written (said once: the drops that follow are counted). */
+  #unwritable = false;
 
   constructor(options: WorkerExportOptions) {
     this.#settings = options.settings;
@@ -169,15 +163,22 @@ export class WorkerExport implements SpanSink {
 
   push(span: WireSpan): void {
     if (this.#shutdown || this.#failed) return;
-    const chunk = this.#chunk;
-    if (this.#outstanding + chunk.length >= this.#settings.maxQueueSize) {
+    const records = this.#records;
+    if (this.#outstanding + records.count >= this.#settings.maxQueueSize) {
       this.#options.dropped(1);
       return;
     }
-    // A span holds one SIP head at most (TransactionSpan.describe).
-    for (const part of span[12]) if (isSipHead(part)) this.#keep(part);
-    this.#chunk.push(span);
-    if (this.#chunk.length >= CHUNK) this.#post();
+    try {
+      records.write(span);
+    } catch (error) {
+      this.#options.dropped(1);
+      if (!this.#unwritable) {
+        this.#unwritable = true;
+        this.#options.warn(`span ${span[0]} could not be encoded`, String(error));
+      }
+      return;
+    }
+    if (records.count >= CHUNK) this.#post();
     else if (!this.#timer) {
       this.#timer = setTimeout(
         () => this.#post(),
@@ -202,29 +203,13 @@ export class WorkerExport implements SpanSink {
     return this.#shutdown;
   }
 
-  /** The head copied into the chunk's buffer; the span's part is now a view of the copy. */
-  #keep(head: SipHead): void {
-    const length = head.sipHead.length;
-    if (this.#used + length > this.#bytes.length) {
-      this.#post();
-      if (length > this.#bytes.length) this.#bytes = new Uint8Array(length);
-    }
-    this.#bytes.set(head.sipHead, this.#used);
-    head.sipHead = new Uint8Array(this.#bytes.buffer, this.#used, length);
-    this.#used += length;
-  }
-
   #post(): void {
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = undefined;
-    const spans = this.#chunk;
-    if (spans.length === 0) return;
-    const bytes = this.#bytes.buffer;
-    this.#chunk = [];
-    this.#bytes = new Uint8Array(CHUNK_BYTES);
-    this.#used = 0;
-    this.#outstanding += spans.length;
-    this.#worker.postMessage({ type: "spans", spans, bytes } satisfies ToWorker, [bytes]);
+    if (this.#records.count === 0) return;
+    const { buffer, length, count } = this.#records.take();
+    this.#outstanding += count;
+    this.#worker.postMessage({ type: "spans", buffer, length, count } satisfies ToWorker, [buffer]);
   }
 
   #ask(type: "flush" | "shutdown"): Promise<void> {

@@ -12,6 +12,7 @@ import {
 import { JsonTraceSerializer, ProtobufTraceSerializer } from "@opentelemetry/otlp-transformer";
 import { spanEncoder } from "./tracing-encode.js";
 import type { FromWorker, ToWorker, WireSpan, WorkerData } from "./tracing-export.js";
+import { readSpanRecords } from "./tracing-wire.js";
 
 const port = parentPort;
 if (!port) throw new Error("tracing-worker.js runs as a worker thread only");
@@ -119,7 +120,7 @@ function next(): void {
 port.on("message", (message: ToWorker) => {
   switch (message.type) {
     case "spans":
-      write(message.spans);
+      write(readSpanRecords(message.buffer, message.length));
       break;
     case "flush":
       flushes.push(message.id);

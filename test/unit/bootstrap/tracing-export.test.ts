@@ -34,7 +34,9 @@ import {
   type SpanLimits,
   spanLimitsFromEnv,
 } from "../../../bootstrap/tracing-spans.js";
+import { readSpanRecords, SpanRecordWriter } from "../../../bootstrap/tracing-wire.js";
 import { toReadable } from "../../../scripts/bench/sdk-span.js";
+import { sipHeadOf } from "../../../transport/sip-span.js";
 
 interface Receiver {
   endpoint: string;
@@ -278,6 +280,47 @@ describe("tracing export - a span that cannot be written", () => {
       );
     });
   }
+});
+
+describe("tracing export - span records for the worker", () => {
+  it("tracing export - every shape of span written as a record reads back as the same span; a SIP head as its bytes", () => {
+    const spans = variedSpans(spanLimitsFromEnv());
+    const [first] = spans;
+    assert.ok(first);
+    const data = Buffer.from("NOTIFY sip:w@h SIP/2.0\r\nCall-ID: c1\r\n\r\n<presence/>");
+    const head = sipHeadOf(data, { transport: "tcp", address: "127.0.0.2", port: 5070 });
+    const withHead = [...first] as WireSpan;
+    withHead[12] = [{ "presence.node.id": "n1", odd: { not: "a value" } as never }, head];
+    const writer = new SpanRecordWriter(64);
+    for (const span of [...spans, withHead]) writer.write(span);
+    const { buffer, length, count } = writer.take();
+    assert.equal(count, spans.length + 1);
+    assert.equal(writer.count, 0, "the writer starts a new buffer");
+    const read = readSpanRecords(buffer, length);
+    assert.deepEqual(read.slice(0, spans.length), spans);
+    const [parts] = read.slice(spans.length).map((span) => span[12]);
+    assert.deepEqual(parts?.[0], { "presence.node.id": "n1", odd: {} });
+    const part = parts?.[1] as { sipHead: Uint8Array; transport: string; port: number };
+    assert.equal(
+      Buffer.from(part.sipHead).toString(),
+      "NOTIFY sip:w@h SIP/2.0\r\nCall-ID: c1\r\n\r\n",
+    );
+    assert.deepEqual([part.transport, part.port], ["tcp", 5070]);
+  });
+
+  it("tracing export - a span that cannot be written throws and leaves the records as they were", () => {
+    const [good] = variedSpans(spanLimitsFromEnv());
+    assert.ok(good);
+    const broken = [...good] as unknown[];
+    broken[13] = 5;
+    const writer = new SpanRecordWriter();
+    writer.write(good);
+    assert.throws(() => writer.write(broken as WireSpan), TypeError);
+    writer.write(good);
+    const { buffer, length, count } = writer.take();
+    assert.equal(count, 2);
+    assert.deepEqual(readSpanRecords(buffer, length), [good, good]);
+  });
 });
 
 describe("tracing export - attribute parts", () => {
