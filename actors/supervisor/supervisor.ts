@@ -708,15 +708,31 @@ function decisionAttributes(
   const attributes: SpanAttributes = {
     "presence.placement.server": placed?.server ?? "none",
     "presence.placement.reason": placed?.reason ?? "no server ready",
-    "presence.placement.loads": JSON.stringify(
-      Object.fromEntries(seen.map((s) => [s.id, Math.round(s.load * 100) / 100])),
-    ),
+    "presence.placement.loads": "",
   };
+  let loads = "";
   for (const s of seen) {
-    attributes[`presence.load.${s.id}`] = Math.round(s.load * 100) / 100;
-    attributes[`presence.ready.${s.id}`] = s.ready;
+    const keys = serverKeysOf(s.id);
+    const load = Math.round(s.load * 100) / 100;
+    loads += `${loads === "" ? "" : ","}${keys.json}:${JSON.stringify(load)}`;
+    attributes[keys.load] = load;
+    attributes[keys.ready] = s.ready;
   }
+  attributes["presence.placement.loads"] = `{${loads}}`;
   return attributes;
+}
+
+/** A server's attribute keys and its id as JSON, made once per server (a few per cluster). */
+const serverKeys = new Map<string, { load: string; ready: string; json: string }>();
+
+function serverKeysOf(id: string): { load: string; ready: string; json: string } {
+  let keys = serverKeys.get(id);
+  if (!keys) {
+    keys = { load: `presence.load.${id}`, ready: `presence.ready.${id}`, json: JSON.stringify(id) };
+    if (serverKeys.size >= 1024) serverKeys.clear();
+    serverKeys.set(id, keys);
+  }
+  return keys;
 }
 
 /**

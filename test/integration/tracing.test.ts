@@ -230,8 +230,10 @@ describe("tracing - OTLP export from node processes", () => {
       assert.equal(root?.name, "SIP SUBSCRIBE");
       assert.equal(root?.kind, SPAN_KIND.server);
       assert.equal(nodeOf(decision), "a");
+      const loads = JSON.parse(String(decision.attributes["presence.placement.loads"]));
       for (const server of ["b", "c"]) {
         assert.equal(typeof decision.attributes[`presence.load.${server}`], "number");
+        assert.equal(loads[server], decision.attributes[`presence.load.${server}`]);
       }
       const chosen = decision.attributes["presence.placement.server"];
       assert.ok(chosen === "b" || chosen === "c", `chosen ${String(chosen)}`);
