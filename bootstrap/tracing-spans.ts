@@ -11,6 +11,7 @@ import {
   INVALID_SPAN_CONTEXT,
   isSpanContextValid,
   type Link,
+  ROOT_CONTEXT,
   type Span,
   type SpanContext,
   SpanKind,
@@ -44,7 +45,7 @@ import {
   TraceIdRatioBasedSampler,
 } from "@opentelemetry/sdk-trace-node";
 import type { SipHead } from "../transport/sip-span.js";
-import type { AttributeTaker } from "../transport/tracing.js";
+import type { AttributeTaker, SpanStarter } from "../transport/tracing.js";
 import { mergeAttributes } from "./tracing-encode.js";
 import type { SpanPart, WireEvent, WireLink, WireSpan } from "./tracing-export.js";
 
@@ -123,7 +124,7 @@ export interface SpanSink {
 
 interface TracerSetup {
   sampler: Sampler;
-  /** A sampled local parent's children are sampled (see followParent). */
+  /** A local parent's sampled flag decides for its children (see followParent). */
   followsParent: boolean;
   limits: SpanLimits;
   sink: SpanSink;
@@ -135,6 +136,7 @@ const NO_ATTRIBUTES: Attributes = Object.freeze({});
 const NO_LINKS: Link[] = Object.freeze([]) as unknown as Link[];
 const NO_PARTS: SpanPart[] = Object.freeze([]) as unknown as SpanPart[];
 const SAMPLED: SamplingResult = Object.freeze({ decision: SamplingDecision.RECORD_AND_SAMPLED });
+const NOT_SAMPLED: SamplingResult = Object.freeze({ decision: SamplingDecision.NOT_RECORD });
 
 /** Milliseconds since the epoch, to the microsecond. */
 function now(): number {
@@ -372,8 +374,71 @@ class LeanSpan implements Span, AttributeTaker {
   }
 }
 
+/**
+ * A span that is not recorded: sampled out, its context carried on (what the API's
+ * `wrapSpanContext` gives, but ours, so that its children know their parent is local).
+ */
+class QuietSpan implements Span {
+  constructor(readonly context: SpanContext) {}
+
+  spanContext(): SpanContext {
+    return this.context;
+  }
+
+  setAttribute(): this {
+    return this;
+  }
+
+  setAttributes(): this {
+    return this;
+  }
+
+  addEvent(): this {
+    return this;
+  }
+
+  addLink(): this {
+    return this;
+  }
+
+  addLinks(): this {
+    return this;
+  }
+
+  setStatus(): this {
+    return this;
+  }
+
+  updateName(): this {
+    return this;
+  }
+
+  end(): void {}
+
+  isRecording(): boolean {
+    return false;
+  }
+
+  recordException(): void {}
+}
+
+/** A span's start as the sampler and the span see it. */
+interface Start {
+  name: string;
+  kind: SpanKind;
+  /** The parent's context, if valid. */
+  parent: SpanContext | undefined;
+  /** Whether the parent is one of our spans (its sampled flag is final for its children). */
+  local: boolean;
+  /** The context the sampler is asked with (made only when it is asked). */
+  samplerContext: () => Context;
+  startTime?: TimeInput | undefined;
+  attributes?: Attributes | undefined;
+  links?: Link[] | undefined;
+}
+
 /** A tracer of one instrumentation scope; sampling, ids and limits as the SDK's own. */
-class LeanTracer implements Tracer {
+class LeanTracer implements Tracer, SpanStarter {
   constructor(
     readonly setup: TracerSetup,
     readonly scope: { name: string; version: string | null; schemaUrl: string | null },
@@ -382,22 +447,58 @@ class LeanTracer implements Tracer {
   startSpan(name: string, options: SpanOptions = {}, context: Context = contextApi.active()): Span {
     const parentContext = options.root ? trace.deleteSpan(context) : context;
     if (isTracingSuppressed(parentContext)) return trace.wrapSpanContext(INVALID_SPAN_CONTEXT);
-    const { sampler, ids, followsParent } = this.setup;
-    // One of our spans is a valid parent as it is: no ids to check again.
     const parentSpan = trace.getSpan(parentContext);
-    const local = parentSpan instanceof LeanSpan;
+    const local = parentSpan instanceof LeanSpan || parentSpan instanceof QuietSpan;
     const found = parentSpan?.spanContext();
-    const parent = found && (local || isSpanContextValid(found)) ? found : undefined;
+    return this.#begin({
+      name,
+      kind: options.kind ?? SpanKind.INTERNAL,
+      parent: found && (local || isSpanContextValid(found)) ? found : undefined,
+      local,
+      samplerContext: () => parentContext,
+      startTime: options.startTime,
+      attributes: options.attributes,
+      links: options.links,
+    });
+  }
+
+  /** The wrappers' way in (transport/tracing.ts): a parent span of ours, a remote parent, or none. */
+  startChild(name: string, kind: SpanKind, parent: Span | SpanContext | undefined): Span {
+    if (parent instanceof LeanSpan || parent instanceof QuietSpan) {
+      const found = parent.spanContext();
+      return this.#begin({
+        name,
+        kind,
+        parent: found,
+        local: true,
+        samplerContext: () => trace.setSpan(ROOT_CONTEXT, parent),
+      });
+    }
+    const found = parent && "spanContext" in parent ? parent.spanContext() : parent;
+    const valid = found && isSpanContextValid(found) ? found : undefined;
+    return this.#begin({
+      name,
+      kind,
+      parent: valid,
+      local: false,
+      samplerContext: () => (valid ? trace.setSpanContext(ROOT_CONTEXT, valid) : ROOT_CONTEXT),
+    });
+  }
+
+  #begin(start: Start): Span {
+    const { sampler, ids, followsParent } = this.setup;
+    const { name, kind, parent, local } = start;
     const traceId = parent?.traceId ?? ids.generateTraceId();
     const spanId = ids.generateSpanId();
-    const kind = options.kind ?? SpanKind.INTERNAL;
     // Nothing allocated for what a span start does not give (ours take their attributes later).
-    const attributes = options.attributes ? sanitizeAttributes(options.attributes) : NO_ATTRIBUTES;
-    const links = options.links ?? NO_LINKS;
+    const attributes = start.attributes ? sanitizeAttributes(start.attributes) : NO_ATTRIBUTES;
+    const links = start.links ?? NO_LINKS;
     const result =
-      local && followsParent && ((parent as SpanContext).traceFlags & TraceFlags.SAMPLED) !== 0
-        ? SAMPLED
-        : sampler.shouldSample(parentContext, traceId, name, kind, attributes, links);
+      local && followsParent
+        ? ((parent as SpanContext).traceFlags & TraceFlags.SAMPLED) !== 0
+          ? SAMPLED
+          : NOT_SAMPLED
+        : sampler.shouldSample(start.samplerContext(), traceId, name, kind, attributes, links);
     const traceState = result.traceState ?? parent?.traceState;
     const traceFlags =
       result.decision === SamplingDecision.RECORD_AND_SAMPLED
@@ -406,8 +507,8 @@ class LeanTracer implements Tracer {
     const spanContext: SpanContext = traceState
       ? { traceId, spanId, traceFlags, traceState }
       : { traceId, spanId, traceFlags };
-    if (result.decision === SamplingDecision.NOT_RECORD) return trace.wrapSpanContext(spanContext);
-    const span = new LeanSpan(this, spanContext, name, kind, parent, millis(options.startTime));
+    if (result.decision === SamplingDecision.NOT_RECORD) return new QuietSpan(spanContext);
+    const span = new LeanSpan(this, spanContext, name, kind, parent, millis(start.startTime));
     if (links.length > 0) span.addLinks(links);
     if (attributes !== NO_ATTRIBUTES) span.setAttributes(attributes);
     if (result.attributes) span.setAttributes(result.attributes);

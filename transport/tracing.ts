@@ -1,12 +1,12 @@
 // transport: the one wrapper around the OpenTelemetry API — spans for mail between nodes, SIP transactions
-// and actor work; context follows calls, rides in local mail or a W3C traceparent. One flag test while off.
+// and actor work; the active span follows calls, rides in local mail or a W3C traceparent. One flag test while off.
 
 import {
   type Context,
   type ContextManager,
-  context,
   ROOT_CONTEXT,
   type Span,
+  type SpanContext,
   SpanKind,
   SpanStatusCode,
   TraceFlags,
@@ -37,16 +37,42 @@ export interface AttributeTaker {
   takeSipHead(head: SipHead): void;
 }
 
-let tracer: Tracer | undefined;
+/**
+ * What starts the node's spans without OpenTelemetry contexts: a child of one of its spans, of a
+ * remote parent (a traceparent), or a root. The node's tracer is one (bootstrap/tracing-spans.ts);
+ * any other tracer is asked through the API.
+ */
+export interface SpanStarter {
+  startChild(name: string, kind: SpanKind, parent: Span | SpanContext | undefined): Span;
+}
+
+let tracer: SpanStarter | undefined;
 
 /** Turns tracing on for this process (bootstrap, once an exporter is configured). */
 export function enableTracing(source: Tracer): void {
-  tracer = source;
+  tracer = "startChild" in source ? (source as Tracer & SpanStarter) : throughApi(source);
+}
+
+/** Another tracer (the SDK's, in tests): parents handed over in API contexts. */
+function throughApi(source: Tracer): SpanStarter {
+  return {
+    startChild: (name, kind, parent) =>
+      source.startSpan(
+        name,
+        { kind },
+        parent === undefined
+          ? ROOT_CONTEXT
+          : "spanContext" in parent
+            ? trace.setSpan(ROOT_CONTEXT, parent)
+            : trace.setSpanContext(ROOT_CONTEXT, parent),
+      ),
+  };
 }
 
 /** Back to no spans at all (the provider shut down). */
 export function disableTracing(): void {
   tracer = undefined;
+  active = undefined;
 }
 
 export function tracingEnabled(): boolean {
@@ -54,18 +80,37 @@ export function tracingEnabled(): boolean {
 }
 
 /**
- * The context manager of a tracing process: the active context follows synchronous calls only.
- * The SDK's default (AsyncLocalStorage) follows awaits too, but costs a traced watcher call ~7% of
- * the event loop's time on Node 20 (BENCHMARKS.md, "Cost of tracing"). Work that goes on
- * later re-enters its context explicitly: the mailbox (`consume`), callbacks (`keepTrace`) and
- * actors after an await (`resumeTrace`). Timers and I/O callbacks start with no context at all,
- * so they never join the trace of whatever set them.
+ * The span of the work running now, while tracing: open, ended (work it caused goes on, e.g.
+ * local mail handled after the sender answered) or sampled out (what it causes stays sampled out
+ * with it instead of starting traces of its own). It follows synchronous calls only — following
+ * awaits too (AsyncLocalStorage) costs a traced watcher call ~7% of the event loop's time on Node
+ * 20 (BENCHMARKS.md, "Cost of tracing"). Work that goes on later re-enters its span explicitly:
+ * the mailbox (`consume`), callbacks (`keepTrace`) and actors after an await (`resumeTrace`).
+ * Timers and I/O callbacks start with none, so they never join the trace of whatever set them.
+ */
+let active: Span | undefined;
+
+/** Runs `work` with `span` active. */
+function within<T>(span: Span | undefined, work: () => T): T {
+  const previous = active;
+  active = span;
+  try {
+    return work();
+  } finally {
+    active = previous;
+  }
+}
+
+/**
+ * The OpenTelemetry context manager of a tracing process, for code that uses the API itself: its
+ * active context holds the active span above, and `with` sets both.
  */
 class SynchronousContextManager implements ContextManager {
-  #active: Context = ROOT_CONTEXT;
+  #context: Context = ROOT_CONTEXT;
 
   active(): Context {
-    return this.#active;
+    if (trace.getSpan(this.#context) === active) return this.#context;
+    return active ? trace.setSpan(this.#context, active) : trace.deleteSpan(this.#context);
   }
 
   with<A extends unknown[], F extends (...args: A) => ReturnType<F>>(
@@ -74,12 +119,12 @@ class SynchronousContextManager implements ContextManager {
     thisArg?: ThisParameterType<F>,
     ...args: A
   ): ReturnType<F> {
-    const previous = this.#active;
-    this.#active = next;
+    const previous = this.#context;
+    this.#context = next;
     try {
-      return fn.call(thisArg, ...args);
+      return within(trace.getSpan(next), () => fn.call(thisArg, ...args));
     } finally {
-      this.#active = previous;
+      this.#context = previous;
     }
   }
 
@@ -96,7 +141,7 @@ class SynchronousContextManager implements ContextManager {
   }
 
   disable(): this {
-    this.#active = ROOT_CONTEXT;
+    this.#context = ROOT_CONTEXT;
     return this;
   }
 }
@@ -106,37 +151,27 @@ export function tracingContextManager(): ContextManager {
   return new SynchronousContextManager();
 }
 
-/**
- * The active context if it has a span: open, ended (work it caused goes on, e.g. local mail
- * handled after the sender answered) or sampled out (what it causes stays sampled out with it
- * instead of starting traces of its own).
- */
-function liveContext(): Context | undefined {
-  const active = context.active();
-  return trace.getSpan(active) ? active : undefined;
-}
-
 declare const localTraceBrand: unique symbol;
 /** The trace context a piece of local mail continues in its mailbox (opaque outside this module). */
 export interface LocalTrace {
   readonly [localTraceBrand]: true;
 }
 
-/** The OpenTelemetry context a LocalTrace stands for. */
-function contextOf(local: LocalTrace): Context {
-  return local as unknown as Context;
+/** The span a LocalTrace stands for. */
+function spanOf(local: LocalTrace): Span {
+  return local as unknown as Span;
 }
 
 /** The live trace context of the caller, for mail that stays in this process. */
 export function currentTrace(): LocalTrace | undefined {
   if (!tracer) return undefined;
-  return liveContext() as LocalTrace | undefined;
+  return active as LocalTrace | undefined;
 }
 
 /** Runs `work` in a trace context taken earlier (`currentTrace`), or as it is without one. */
 export function resumeTrace<T>(local: LocalTrace | undefined, work: () => T): T {
   if (!tracer || !local) return work();
-  return context.with(contextOf(local), work);
+  return within(spanOf(local), work);
 }
 
 /**
@@ -145,25 +180,24 @@ export function resumeTrace<T>(local: LocalTrace | undefined, work: () => T): T 
  */
 export function keepTrace<A extends unknown[], R>(fn: (...args: A) => R): (...args: A) => R {
   if (!tracer) return fn;
-  const live = liveContext();
-  return live ? (...args: A) => context.with(live, fn, undefined, ...args) : fn;
+  const live = active;
+  return live ? (...args: A) => within(live, () => fn(...args)) : fn;
 }
 
 /** The traceparent of a local trace context, for local mail that is sent on to another node. */
-export function traceparentOf(local: LocalTrace): string | undefined {
-  const span = trace.getSpan(contextOf(local));
-  return span ? formatTraceparent(span) : undefined;
+export function traceparentOf(local: LocalTrace): string {
+  return formatTraceparent(spanOf(local));
 }
 
 /** A span whose attributes are built only if it records (the sampler does not look at them). */
 function start(
-  source: Tracer,
+  source: SpanStarter,
   name: string,
   kind: SpanKind,
   attributes: () => AttributeParts,
-  parent: Context,
+  parent: Span | SpanContext | undefined,
 ): Span {
-  const span = source.startSpan(name, { kind }, parent);
+  const span = source.startChild(name, kind, parent);
   if (span.isRecording()) {
     const take = (span as Partial<AttributeTaker>).takeAttributes;
     for (const part of attributes()) {
@@ -183,25 +217,17 @@ export function formatTraceparent(span: Span): string {
 }
 
 /** The remote parent a traceparent names, or undefined when it is malformed. */
-function parentOf(traceparent: string): Context | undefined {
+function parentOf(traceparent: string): SpanContext | undefined {
   const match = TRACEPARENT.exec(traceparent);
   if (!match) return undefined;
   const [, traceId = "", spanId = "", flags = "00"] = match;
-  return trace.setSpanContext(ROOT_CONTEXT, {
-    traceId,
-    spanId,
-    traceFlags: Number.parseInt(flags, 16),
-    isRemote: true,
-  });
+  return { traceId, spanId, traceFlags: Number.parseInt(flags, 16), isRemote: true };
 }
 
 /** The trace and span ids of the live, sampled span of the current context (for log lines), if any. */
 export function activeSpanIds(): { traceId: string; spanId: string } | undefined {
-  if (!tracer) return undefined;
-  const live = liveContext();
-  const span = live && trace.getSpan(live);
-  if (!span) return undefined;
-  const { traceId, spanId, traceFlags } = span.spanContext();
+  if (!tracer || !active) return undefined;
+  const { traceId, spanId, traceFlags } = active.spanContext();
   return (traceFlags & TraceFlags.SAMPLED) !== 0 ? { traceId, spanId } : undefined;
 }
 
@@ -220,10 +246,8 @@ export function produce(
   attributes: () => AttributeParts,
   root: boolean,
 ): ProducerSpan | undefined {
-  if (!tracer) return undefined;
-  const parent = liveContext() ?? (root ? ROOT_CONTEXT : undefined);
-  if (!parent) return undefined;
-  const span = start(tracer, name(), SpanKind.PRODUCER, attributes, parent);
+  if (!tracer || (!active && !root)) return undefined;
+  const span = start(tracer, name(), SpanKind.PRODUCER, attributes, active);
   return {
     traceparent: formatTraceparent(span),
     end: (error) => finish(span, error),
@@ -252,13 +276,13 @@ export async function consume<T>(
   work: () => T | Promise<T>,
 ): Promise<T> {
   if (!tracer) return work();
-  if (local) return context.with(contextOf(local), work);
+  if (local) return within(spanOf(local), work);
   const parent = traceparent !== undefined ? parentOf(traceparent) : undefined;
-  // Whatever context nact's mailbox happens to run in is not this mail's.
-  if (!parent) return context.with(ROOT_CONTEXT, work);
+  // Whatever span was active when nact's mailbox ran this is not this mail's.
+  if (!parent) return within(undefined, work);
   const span = start(tracer, name, SpanKind.CONSUMER, attributes, parent);
   try {
-    const result = await context.with(trace.setSpan(parent, span), work);
+    const result = await within(span, work);
     finish(span);
     return result;
   } catch (error) {
@@ -282,13 +306,12 @@ export function inSpan<T>(
   work: (annotate: Annotate) => T,
 ): T {
   if (!tracer) return work(ignore);
-  const parent = liveContext() ?? ROOT_CONTEXT;
-  const span = start(tracer, name, SpanKind.INTERNAL, attributes, parent);
+  const span = start(tracer, name, SpanKind.INTERNAL, attributes, active);
   const annotate: Annotate = (more) => {
     if (span.isRecording()) span.setAttributes(typeof more === "function" ? more() : more);
   };
   try {
-    const result = context.with(trace.setSpan(parent, span), () => work(annotate));
+    const result = within(span, () => work(annotate));
     finish(span);
     return result;
   } catch (error) {
@@ -321,21 +344,19 @@ export function sipTransaction(
   attributes: () => AttributeParts,
 ): TransactionSpan | undefined {
   if (!tracer) return undefined;
-  const parent = kind === "client" ? (liveContext() ?? ROOT_CONTEXT) : ROOT_CONTEXT;
   const span = start(
     tracer,
     `SIP ${method}`,
     kind === "server" ? SpanKind.SERVER : SpanKind.CLIENT,
     attributes,
-    parent,
+    kind === "client" ? active : undefined,
   );
-  // Let go of both at the end: a completed transaction (and what holds this object) stays up to
+  // Let go of it at the end: a completed transaction (and what holds this object) stays up to
   // 32 s, and spans kept that long would all reach the old generation (~1.7 KB a watcher call).
   let open: Span | undefined = span;
-  let active: Context | undefined = trace.setSpan(parent, span);
   let described = false;
   return {
-    run: (work) => (active ? context.with(active, work) : work()),
+    run: (work) => (open ? within(open, work) : work()),
     describe: (request, peer, data) => {
       if (described || !open?.isRecording()) return;
       described = true;
@@ -349,7 +370,6 @@ export function sipTransaction(
       const ended = open;
       if (!ended) return;
       open = undefined;
-      active = undefined;
       ended.setAttribute("sip.status_code", status);
       if (status >= 400) ended.setStatus({ code: SpanStatusCode.ERROR, message: String(status) });
       ended.end();

@@ -21,7 +21,11 @@ import {
   samplerFromEnv,
   spanLimitsFromEnv,
 } from "../../../bootstrap/tracing-spans.js";
-import { type AttributeTaker, tracingContextManager } from "../../../transport/tracing.js";
+import {
+  type AttributeTaker,
+  type SpanStarter,
+  tracingContextManager,
+} from "../../../transport/tracing.js";
 
 const NAME = 0;
 const KIND = 1;
@@ -237,7 +241,7 @@ describe("tracing spans - the node's tracer", () => {
     assert.equal(sampled("no_such_sampler"), 200, "an unknown name falls back to the default");
   });
 
-  it("tracing spans - a child of our own sampled span is sampled without asking the sampler; other parents are asked", () => {
+  it("tracing spans - a child of our own span follows its sampled flag without asking the sampler; other parents are asked", () => {
     process.env.OTEL_TRACES_SAMPLER = "parentbased_traceidratio";
     process.env.OTEL_TRACES_SAMPLER_ARG = "1";
     const sampler = samplerFromEnv();
@@ -265,6 +269,31 @@ describe("tracing spans - the node's tracer", () => {
         ["root", true, null],
       ],
     );
+    const starter = tracer as unknown as SpanStarter;
+    const directChild = starter.startChild("direct child", SpanKind.CLIENT, root);
+    assert.equal(asked, 2, "nor is it asked about a child started without a context");
+    assert.equal(directChild.spanContext().traceId, traceId);
+    const farDirect = starter.startChild("remote direct", SpanKind.CONSUMER, {
+      ...root.spanContext(),
+      isRemote: true,
+    });
+    assert.equal(asked, 3, "a remote parent given directly is asked about");
+    assert.equal(farDirect.spanContext().traceId, traceId);
+    process.env.OTEL_TRACES_SAMPLER_ARG = "0";
+    const none = samplerFromEnv();
+    let askedNone = 0;
+    const askNone = none.shouldSample.bind(none);
+    none.shouldSample = (...args) => {
+      askedNone += 1;
+      return askNone(...args);
+    };
+    const unsampled = tracerWith({ sampler: none }).tracer as unknown as SpanStarter;
+    const quiet = unsampled.startChild("q", SpanKind.SERVER, undefined);
+    assert.equal(quiet.isRecording(), false, "a root sampled out");
+    const below = unsampled.startChild("below", SpanKind.INTERNAL, quiet);
+    assert.equal(askedNone, 1, "a child of our sampled-out span is not asked about either");
+    assert.equal(below.isRecording(), false, "it is not sampled, in the same trace");
+    assert.equal(below.spanContext().traceId, quiet.spanContext().traceId);
     const direct = tracerWith({
       sampler: new ParentBasedSampler({ root: new AlwaysOffSampler() }),
     });
