@@ -2,7 +2,7 @@
 // the message's head bytes and built there (the span worker), by the same function either way.
 
 import { presentityOf } from "../protocol/presence/presentity.js";
-import { parseMessage, SipParseError } from "../protocol/sip/codec.js";
+import { readRequestHead } from "../protocol/sip/codec.js";
 import type { SipRequest } from "../protocol/sip/message.js";
 import type { SpanAttributes } from "./tracing.js";
 
@@ -46,43 +46,59 @@ export function sipHeadOf(data: Buffer, peer: SipPeer): SipHead {
  * the notifier of a NOTIFY).
  */
 export function sipRequestAttributes(request: SipRequest, peer: SipPeer): SpanAttributes {
-  const method = request.method.toUpperCase();
-  const attributes: SpanAttributes = {
-    "sip.method": method,
-    "sip.call_id": request.headers["call-id"],
-    "sip.request_uri": request.uri,
-    "network.transport": peer.transport,
-    "network.peer.address": peer.address,
-    "network.peer.port": peer.port,
-  };
-  const presentity =
-    method === "NOTIFY"
-      ? presentityOf(request.headers.from.uri)
-      : method === "SUBSCRIBE" || method === "PUBLISH"
-        ? presentityOf(request.headers.to.uri)
-        : undefined;
+  return attributesOf(
+    request.method,
+    request.headers["call-id"],
+    request.uri,
+    request.headers.from.uri,
+    request.headers.to.uri,
+    peer,
+  );
+}
+
+function attributesOf(
+  rawMethod: string,
+  callId: string | undefined,
+  uri: string,
+  from: string | undefined,
+  to: string | undefined,
+  peer: SipPeer,
+): SpanAttributes {
+  const method = rawMethod.toUpperCase();
+  const attributes: SpanAttributes = { "sip.method": method };
+  if (callId !== undefined) attributes["sip.call_id"] = callId;
+  attributes["sip.request_uri"] = uri;
+  attributes["network.transport"] = peer.transport;
+  attributes["network.peer.address"] = peer.address;
+  attributes["network.peer.port"] = peer.port;
+  const aor =
+    method === "NOTIFY" ? from : method === "SUBSCRIBE" || method === "PUBLISH" ? to : undefined;
+  const presentity = aor === undefined ? undefined : presentityOf(aor);
   if (presentity) attributes["presence.presentity"] = presentity;
   return attributes;
 }
 
 /**
- * The same attributes from a message's head, parsed as the endpoint parses it; a head the
- * parser cannot read gives what it could (a complete request line and headers) or the peer only.
+ * The same attributes from a message's head, its request line and headers read as the endpoint
+ * reads them (only those the attributes need); a head with no request line gives the peer only.
  */
 export function sipHeadAttributes(head: SipHead): SpanAttributes {
   const peer = { transport: head.transport, address: head.address, port: head.port };
   const data = Buffer.from(head.sipHead.buffer, head.sipHead.byteOffset, head.sipHead.byteLength);
-  let request: SipRequest | undefined;
-  try {
-    const message = parseMessage(data, { headOnly: true });
-    if (message.kind === "request") request = message;
-  } catch (error) {
-    if (error instanceof SipParseError) request = error.partial;
+  const request = readRequestHead(data);
+  if (!request) {
+    return {
+      "network.transport": peer.transport,
+      "network.peer.address": peer.address,
+      "network.peer.port": peer.port,
+    };
   }
-  if (request) return sipRequestAttributes(request, peer);
-  return {
-    "network.transport": peer.transport,
-    "network.peer.address": peer.address,
-    "network.peer.port": peer.port,
-  };
+  return attributesOf(
+    request.method,
+    request.callId,
+    request.uri,
+    request.from?.uri,
+    request.to?.uri,
+    peer,
+  );
 }

@@ -206,12 +206,38 @@ function headerLines(lines: string[]): { pairs: Array<[string, string]>; error?:
   return error === undefined ? { pairs } : { pairs, error };
 }
 
+/** A request's line and the headers a span reads (transport/sip-span.ts), as parseMessage reads them. */
+export interface RequestHead {
+  method: string;
+  uri: string;
+  callId?: string;
+  from?: NameAddr | undefined;
+  to?: NameAddr | undefined;
+}
+
 /**
- * Parses one whole message: a UDP datagram or a message cut out of a stream by StreamFramer.
- * `headOnly`: the bytes end with the header section (a copy kept for a span), the body is not
- * there to check against Content-Length and the message comes back with an empty one.
+ * The request line, Call-ID, From and To of a request's head (its headers may be all there is),
+ * read as `parseMessage` reads them but leaving the other headers unparsed: a span's attributes,
+ * read in the export worker. Undefined when it starts with no request line.
  */
-export function parseMessage(data: Buffer, { headOnly = false } = {}): SipMessage {
+export function readRequestHead(data: Buffer): RequestHead | undefined {
+  let start = 0;
+  while (start < data.length && (data[start] === 13 || data[start] === 10)) start++;
+  const headEnd = data.indexOf(HEADER_END, start);
+  const lines = data.toString("latin1", start, headEnd < 0 ? data.length : headEnd).split("\r\n");
+  const request = parseStartLine(lines[0] ?? "").request;
+  if (!request) return undefined;
+  const head: RequestHead = { method: request.method, uri: request.uri };
+  for (const [name, raw] of headerLines(lines).pairs) {
+    if (name === "call-id") head.callId ??= trimWs(raw);
+    else if (name === "from") head.from ??= parseNameAddr(trimWs(raw));
+    else if (name === "to") head.to ??= parseNameAddr(trimWs(raw));
+  }
+  return head;
+}
+
+/** Parses one whole message: a UDP datagram or a message cut out of a stream by StreamFramer. */
+export function parseMessage(data: Buffer): SipMessage {
   let start = 0;
   // RFC 3261 §7.5: CRLFs before the start line are ignored (RFC 5626 keep-alives end up here too).
   while (start < data.length && (data[start] === 13 || data[start] === 10)) start++;
@@ -307,8 +333,7 @@ export function parseMessage(data: Buffer, { headOnly = false } = {}): SipMessag
 
   const bodyStart = headEnd + 4;
   let bodyEnd = data.length;
-  if (headOnly) bodyEnd = bodyStart;
-  else if (contentLength !== undefined) {
+  if (contentLength !== undefined) {
     if (bodyStart + contentLength > data.length) error ??= "Content-Length larger than body";
     else bodyEnd = bodyStart + contentLength;
   }
