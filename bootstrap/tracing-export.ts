@@ -65,10 +65,11 @@ export type ToWorker =
 
 /**
  * Worker → main thread: spans done with (exported, failed, or dropped as unwritable: `dropped`),
- * flushes answered, trouble to log.
+ * a buffer of records read (given back for reuse), flushes answered, trouble to log.
  */
 export type FromWorker =
   | { type: "done"; count: number; dropped: number }
+  | { type: "read"; buffer: ArrayBuffer }
   | { type: "flushed"; id: number }
   | { type: "warn"; message: string; detail?: string };
 
@@ -113,6 +114,9 @@ export interface WorkerExportOptions {
 /** Spans handed to the worker at a time, in one buffer of records. */
 const CHUNK = 256;
 
+/** A chunk's buffer: room for CHUNK watcher-call spans (~0.6 KB each) without growing it. */
+const CHUNK_BYTES = 256 * 1024;
+
 /** The longest an ended span waits on the event loop before its chunk goes to the worker. */
 const CHUNK_DELAY_MS = 100;
 
@@ -128,7 +132,7 @@ export class WorkerExport implements SpanSink {
   readonly #settings: BatchSettings;
   readonly #options: WorkerExportOptions;
   readonly #worker: Worker;
-  readonly #records = new SpanRecordWriter();
+  readonly #records = new SpanRecordWriter(CHUNK_BYTES);
   #timer: NodeJS.Timeout | undefined;
   /** Spans handed to the worker and not yet done with. */
   #outstanding = 0;
@@ -226,6 +230,9 @@ export class WorkerExport implements SpanSink {
       case "done":
         this.#outstanding -= message.count;
         if (message.dropped > 0) this.#options.dropped(message.dropped);
+        break;
+      case "read":
+        this.#records.giveBack(message.buffer);
         break;
       case "flushed": {
         const resolve = this.#waiting.get(message.id);

@@ -25,8 +25,9 @@ const NO_LIST = 0xffffffff;
 
 /**
  * Ended spans written one after another into a growing buffer; `take` hands the buffer over
- * (to be transferred) and starts a new one. A span that cannot be written throws a TypeError
- * and leaves the records as they were.
+ * (to be transferred) and starts on the next: one given back (`giveBack`, a buffer the worker
+ * has read) or a new one. A span that cannot be written throws a TypeError and leaves the
+ * records as they were.
  */
 export class SpanRecordWriter {
   #buf: Uint8Array;
@@ -34,11 +35,18 @@ export class SpanRecordWriter {
   #pos = 0;
   #count = 0;
   readonly #size: number;
+  /** Buffers given back, for the next takes (a few: allocating one costs more than keeping it). */
+  readonly #spare: ArrayBuffer[] = [];
 
   constructor(size = 64 * 1024) {
     this.#size = size;
     this.#buf = new Uint8Array(size);
     this.#view = new DataView(this.#buf.buffer);
+  }
+
+  /** A buffer taken earlier and read: the next take starts on it. */
+  giveBack(buffer: ArrayBuffer): void {
+    if (this.#spare.length < 4 && buffer.byteLength >= this.#size) this.#spare.push(buffer);
   }
 
   /** Spans written since the last `take`. */

@@ -121,6 +121,9 @@ port.on("message", (message: ToWorker) => {
   switch (message.type) {
     case "spans":
       write(readSpanRecords(message.buffer, message.length));
+      port.postMessage({ type: "read", buffer: message.buffer } satisfies FromWorker, [
+        message.buffer,
+      ]);
       break;
     case "flush":
       flushes.push(message.id);
