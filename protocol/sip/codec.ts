@@ -215,23 +215,48 @@ export interface RequestHead {
   to?: NameAddr | undefined;
 }
 
+/** First bytes of the header names a span reads: Call-ID (i), From (f), To (t), either case. */
+const SPAN_HEADER_START = new Set([0x43, 0x63, 0x49, 0x69, 0x46, 0x66, 0x54, 0x74]);
+const CRLF = Buffer.from("\r\n", "latin1");
+
 /**
  * The request line, Call-ID, From and To of a request's head (its headers may be all there is),
- * read as `parseMessage` reads them but leaving the other headers unparsed: a span's attributes,
- * read in the export worker. Undefined when it starts with no request line.
+ * read as `parseMessage` reads them — the first of each, folded lines joined, compact forms —
+ * but leaving every other line as bytes: a span's attributes, read in the export worker.
+ * Undefined when it starts with no request line.
  */
 export function readRequestHead(data: Buffer): RequestHead | undefined {
   let start = 0;
   while (start < data.length && (data[start] === 13 || data[start] === 10)) start++;
-  const headEnd = data.indexOf(HEADER_END, start);
-  const lines = data.toString("latin1", start, headEnd < 0 ? data.length : headEnd).split("\r\n");
-  const request = parseStartLine(lines[0] ?? "").request;
+  let end = data.indexOf(HEADER_END, start);
+  if (end < 0) end = data.length;
+  const lineEnd = (from: number): number => {
+    const at = data.indexOf(CRLF, from);
+    return at < 0 || at > end ? end : at;
+  };
+  let next = lineEnd(start);
+  const line = data.toString("latin1", start, next);
+  const request = REQUEST_LINE.exec(line) ?? LOOSE_REQUEST_LINE.exec(line);
   if (!request) return undefined;
-  const head: RequestHead = { method: request.method, uri: request.uri };
-  for (const [name, raw] of headerLines(lines).pairs) {
-    if (name === "call-id") head.callId ??= trimWs(raw);
-    else if (name === "from") head.from ??= parseNameAddr(trimWs(raw));
-    else if (name === "to") head.to ??= parseNameAddr(trimWs(raw));
+  const head: RequestHead = { method: request[1] ?? "", uri: request[2] ?? "" };
+  for (let at = next + 2; at < end; at = next + 2) {
+    next = lineEnd(at);
+    if (!SPAN_HEADER_START.has(data[at] ?? 0)) continue;
+    let text = data.toString("latin1", at, next);
+    // RFC 3261 §7.3.1: a continuation line is equivalent to a single SP.
+    while (next < end && (data[next + 2] === 32 || data[next + 2] === 9)) {
+      const after = lineEnd(next + 2);
+      text = `${text} ${trimWs(data.toString("latin1", next + 2, after))}`;
+      next = after;
+    }
+    const colon = text.indexOf(":");
+    if (colon <= 0) continue;
+    let name = trimWs(text.slice(0, colon)).toLowerCase();
+    if (name.length === 1) name = COMPACT_FORMS[name] ?? name;
+    const value = trimWs(text.slice(colon + 1));
+    if (name === "call-id") head.callId ??= value;
+    else if (name === "from") head.from ??= parseNameAddr(value);
+    else if (name === "to") head.to ??= parseNameAddr(value);
   }
   return head;
 }

@@ -46,9 +46,22 @@ const subscribe = message([
   "Content-Length: 0",
 ]);
 
+const folded = message([
+  "PUBLISH sip:carol@example.com SIP/2.0",
+  "Via: SIP/2.0/TCP 10.0.0.3:5070;branch=z9hG4bK-4",
+  "CALL-ID:  call-4@10.0.0.3 ",
+  "FROM: <sip:carol@example.com>;tag=p4",
+  "TO:",
+  "  <sip:Carol@Example.com:5080>",
+  "Contact: <sip:carol@10.0.0.3:5070>",
+  "CSeq: 7 PUBLISH",
+  "Event: presence",
+  "Content-Length: 0",
+]);
+
 describe("sip span - attributes from the message's head", () => {
-  it("sip span - a head gives the request's own attributes: a NOTIFY with a body and compact headers, a SUBSCRIBE", () => {
-    for (const data of [notify, subscribe]) {
+  it("sip span - a head gives the request's own attributes: a NOTIFY with a body and compact headers, a SUBSCRIBE, a PUBLISH with a folded To", () => {
+    for (const data of [notify, subscribe, folded]) {
       const head = sipHeadOf(data, peer);
       assert.ok(isSipHead(head));
       assert.equal(Buffer.from(head.sipHead).toString("latin1").endsWith("\r\n\r\n"), true);
