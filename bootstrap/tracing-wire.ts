@@ -24,9 +24,9 @@ const SIP_HEAD_PART = 1;
 const NO_LIST = 0xffffffff;
 
 /**
- * Ended spans written one after another into a growing buffer; `take` hands the buffer over
- * (to be transferred) and starts on the next: one given back (`giveBack`, a buffer the worker
- * has read) or a new one. A span that cannot be written throws a TypeError and leaves the
+ * Ended spans written one after another into a growing buffer; `take` gives the records so far
+ * (a view of the buffer: to be copied before the next write, as postMessage does) and starts
+ * again at its beginning. A span that cannot be written throws a TypeError and leaves the
  * records as they were.
  */
 export class SpanRecordWriter {
@@ -34,19 +34,10 @@ export class SpanRecordWriter {
   #view: DataView;
   #pos = 0;
   #count = 0;
-  readonly #size: number;
-  /** Buffers given back, for the next takes (a few: allocating one costs more than keeping it). */
-  readonly #spare: ArrayBuffer[] = [];
 
   constructor(size = 64 * 1024) {
-    this.#size = size;
     this.#buf = new Uint8Array(size);
     this.#view = new DataView(this.#buf.buffer);
-  }
-
-  /** A buffer taken earlier and read: the next take starts on it. */
-  giveBack(buffer: ArrayBuffer): void {
-    if (this.#spare.length < 4 && buffer.byteLength >= this.#size) this.#spare.push(buffer);
   }
 
   /** Spans written since the last `take`. */
@@ -65,15 +56,9 @@ export class SpanRecordWriter {
     this.#count++;
   }
 
-  /** The records written so far (`length` bytes of `buffer`); the writer starts a new buffer. */
-  take(): { buffer: ArrayBuffer; length: number; count: number } {
-    const taken = {
-      buffer: this.#buf.buffer as ArrayBuffer,
-      length: this.#pos,
-      count: this.#count,
-    };
-    this.#buf = new Uint8Array(this.#size);
-    this.#view = new DataView(this.#buf.buffer);
+  /** The records written since the last take, and how many spans they hold. */
+  take(): { records: Uint8Array; count: number } {
+    const taken = { records: this.#buf.subarray(0, this.#pos), count: this.#count };
     this.#pos = 0;
     this.#count = 0;
     return taken;
@@ -256,9 +241,9 @@ export class SpanRecordWriter {
   }
 }
 
-/** The spans of `length` bytes of records; their SIP heads are views of `buffer`. */
-export function readSpanRecords(buffer: ArrayBuffer, length: number): WireSpan[] {
-  return new SpanRecordReader(buffer, length).spans();
+/** The spans of a buffer of records; their SIP heads are views of it. */
+export function readSpanRecords(records: Uint8Array): WireSpan[] {
+  return new SpanRecordReader(records).spans();
 }
 
 class SpanRecordReader {
@@ -267,10 +252,10 @@ class SpanRecordReader {
   readonly #length: number;
   #pos = 0;
 
-  constructor(buffer: ArrayBuffer, length: number) {
-    this.#buf = Buffer.from(buffer, 0, length);
-    this.#view = new DataView(buffer, 0, length);
-    this.#length = length;
+  constructor(records: Uint8Array) {
+    this.#buf = Buffer.from(records.buffer, records.byteOffset, records.byteLength);
+    this.#view = new DataView(records.buffer, records.byteOffset, records.byteLength);
+    this.#length = records.byteLength;
   }
 
   spans(): WireSpan[] {

@@ -120,10 +120,7 @@ function next(): void {
 port.on("message", (message: ToWorker) => {
   switch (message.type) {
     case "spans":
-      write(readSpanRecords(message.buffer, message.length));
-      port.postMessage({ type: "read", buffer: message.buffer } satisfies FromWorker, [
-        message.buffer,
-      ]);
+      write(readSpanRecords(message.records));
       break;
     case "flush":
       flushes.push(message.id);

@@ -293,10 +293,10 @@ describe("tracing export - span records for the worker", () => {
     withHead[12] = [{ "presence.node.id": "n1", odd: { not: "a value" } as never }, head];
     const writer = new SpanRecordWriter(64);
     for (const span of [...spans, withHead]) writer.write(span);
-    const { buffer, length, count } = writer.take();
+    const { records, count } = writer.take();
     assert.equal(count, spans.length + 1);
-    assert.equal(writer.count, 0, "the writer starts a new buffer");
-    const read = readSpanRecords(buffer, length);
+    assert.equal(writer.count, 0, "the writer starts again");
+    const read = readSpanRecords(records);
     assert.deepEqual(read.slice(0, spans.length), spans);
     const [parts] = read.slice(spans.length).map((span) => span[12]);
     assert.deepEqual(parts?.[0], { "presence.node.id": "n1", odd: {} });
@@ -317,9 +317,9 @@ describe("tracing export - span records for the worker", () => {
     writer.write(good);
     assert.throws(() => writer.write(broken as WireSpan), TypeError);
     writer.write(good);
-    const { buffer, length, count } = writer.take();
+    const { records, count } = writer.take();
     assert.equal(count, 2);
-    assert.deepEqual(readSpanRecords(buffer, length), [good, good]);
+    assert.deepEqual(readSpanRecords(records), [good, good]);
   });
 });
 
