@@ -57,7 +57,7 @@ export type WireLink = [
   droppedAttributesCount: number,
 ];
 
-/** Main thread → worker: `count` ended spans as records (tracing-wire.ts, copied), flushes. */
+/** Main thread → worker: `count` ended spans as records (tracing-wire.ts, transferred), flushes. */
 export type ToWorker =
   | { type: "spans"; records: Uint8Array; count: number }
   | { type: "flush"; id: number }
@@ -121,8 +121,8 @@ const CHUNK_DELAY_MS = 100;
 
 /**
  * The BatchSpanProcessor's job with everything but the queue off the event loop: ended, sampled
- * spans are written as records (their SIP heads as bytes) into one buffer, whose CHUNK spans are
- * copied to the worker thread when there are as many or CHUNK_DELAY_MS after the first; the worker builds the SIP spans' attributes from their heads, writes each span
+ * spans are written as records (their SIP heads as bytes) into one buffer; a copy of CHUNK spans'
+ * records goes to the worker thread when there are as many or CHUNK_DELAY_MS after the first; the worker builds the SIP spans' attributes from their heads, writes each span
  * into the next OTLP request body, and sends a body when it holds `maxExportBatchSize` spans or
  * `scheduledDelayMs` after its first. Spans beyond `maxQueueSize` not yet exported are dropped
  * (and counted), as the SDK's processor does; so are spans the worker cannot encode.
@@ -210,10 +210,13 @@ export class WorkerExport implements SpanSink {
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = undefined;
     if (this.#records.count === 0) return;
-    const { records, count } = this.#records.take();
-    this.#outstanding += count;
-    // Copied by the structured clone: cheaper in place than transferring the buffer (~240 µs).
-    this.#worker.postMessage({ type: "spans", records, count } satisfies ToWorker);
+    const taken = this.#records.take();
+    // A copy of what was written, transferred: a clone would copy the writer's whole buffer.
+    const records = taken.records.slice();
+    this.#outstanding += taken.count;
+    this.#worker.postMessage({ type: "spans", records, count: taken.count } satisfies ToWorker, [
+      records.buffer,
+    ]);
   }
 
   #ask(type: "flush" | "shutdown"): Promise<void> {

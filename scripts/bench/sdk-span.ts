@@ -1,7 +1,7 @@
 // scripts/bench: the OpenTelemetry SDK's span for one of our ended spans (a WireSpan) — what the SDK's batch
 // processor would hand its OTLP exporter; the reference our encoders are tested and benchmarked against.
 
-import type { Attributes, SpanContext } from "@opentelemetry/api";
+import type { SpanContext } from "@opentelemetry/api";
 import {
   hrTimeDuration,
   type InstrumentationScope,
@@ -10,7 +10,11 @@ import {
 } from "@opentelemetry/core";
 import type { Resource } from "@opentelemetry/resources";
 import type { ReadableSpan } from "@opentelemetry/sdk-trace-node";
-import { type AttributeLimits, mergeAttributes } from "../../bootstrap/tracing-encode.js";
+import {
+  type AttributeLimits,
+  attributeObjects,
+  mergeAttributes,
+} from "../../bootstrap/tracing-encode.js";
 import type { WireSpan } from "../../bootstrap/tracing-export.js";
 
 function spanContextOf(
@@ -40,7 +44,7 @@ export function toReadable(
     number,
     number,
     string | null,
-    Attributes[],
+    WireSpan[12],
     WireSpan[13],
     WireSpan[14],
   ];
@@ -58,7 +62,7 @@ export function toReadable(
   }
   const context = spanContextOf(traceId, spanId, traceFlags, traceState, false);
   const [attributes, droppedAttributesCount] = mergeAttributes(
-    parts,
+    attributeObjects(parts),
     attributeLimits.attributeCount,
     attributeLimits.attributeValueLength,
   );
