@@ -1,5 +1,5 @@
-// bootstrap: exports a node's spans — hands ended spans as data, in chunks, to tracing-worker.ts, which
-// builds the SIP spans' attributes, encodes OTLP request bodies (batched as the SDK's processor does) and sends them.
+// bootstrap: exports a node's spans — writes ended spans as records for tracing-worker.ts, which makes the
+// SIP spans' attributes, encodes OTLP request bodies (batched as the SDK's processor does) and sends them.
 
 import { Worker } from "node:worker_threads";
 import type { Attributes } from "@opentelemetry/api";
@@ -121,9 +121,10 @@ const CHUNK_DELAY_MS = 100;
 
 /**
  * The BatchSpanProcessor's job with everything but the queue off the event loop: ended, sampled
- * spans are written as records (their SIP heads as bytes) into one buffer; a copy of CHUNK spans'
- * records goes to the worker thread when there are as many or CHUNK_DELAY_MS after the first; the worker builds the SIP spans' attributes from their heads, writes each span
- * into the next OTLP request body, and sends a body when it holds `maxExportBatchSize` spans or
+ * spans are written as records (their SIP heads as bytes) into one buffer; a copy of CHUNK
+ * spans' records goes to the worker thread when there are as many or CHUNK_DELAY_MS after the
+ * first. The worker builds the SIP spans' attributes from their heads, writes each span into the
+ * next OTLP request body, and sends a body when it holds `maxExportBatchSize` spans or
  * `scheduledDelayMs` after its first. Spans beyond `maxQueueSize` not yet exported are dropped
  * (and counted), as the SDK's processor does; so are spans the worker cannot encode.
  */

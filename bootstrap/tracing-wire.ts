@@ -25,8 +25,8 @@ const NO_LIST = 0xffffffff;
 
 /**
  * Ended spans written one after another into a growing buffer; `take` gives the records so far
- * (a view of the buffer: to be copied before the next write) and starts again at its beginning. A span that cannot be written throws a TypeError and leaves the
- * records as they were.
+ * (a view of the buffer: to be copied before the next write) and starts again at its beginning.
+ * A span that cannot be written throws a TypeError and leaves the records as they were.
  */
 export class SpanRecordWriter {
   #buf: Uint8Array;

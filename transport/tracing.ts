@@ -1,5 +1,5 @@
 // transport: the one wrapper around the OpenTelemetry API — spans for mail between nodes, SIP transactions
-// and actor work; the active span follows calls, rides in local mail or a W3C traceparent. One flag test while off.
+// and actor work; the active span follows calls, rides in local mail or a traceparent. A flag test while off.
 
 import {
   type Context,
