@@ -464,23 +464,14 @@ class LeanTracer implements Tracer, SpanStarter {
 
   /** The wrappers' way in (transport/tracing.ts): a parent span of ours, a remote parent, or none. */
   startChild(name: string, kind: SpanKind, parent: Span | SpanContext | undefined): Span {
-    if (parent instanceof LeanSpan || parent instanceof QuietSpan) {
-      const found = parent.spanContext();
-      return this.#begin({
-        name,
-        kind,
-        parent: found,
-        local: true,
-        samplerContext: () => trace.setSpan(ROOT_CONTEXT, parent),
-      });
-    }
+    const local = parent instanceof LeanSpan || parent instanceof QuietSpan;
     const found = parent && "spanContext" in parent ? parent.spanContext() : parent;
-    const valid = found && isSpanContextValid(found) ? found : undefined;
+    const valid = found && (local || isSpanContextValid(found)) ? found : undefined;
     return this.#begin({
       name,
       kind,
       parent: valid,
-      local: false,
+      local,
       samplerContext: () => (valid ? trace.setSpanContext(ROOT_CONTEXT, valid) : ROOT_CONTEXT),
     });
   }

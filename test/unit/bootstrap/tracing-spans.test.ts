@@ -46,6 +46,17 @@ function attributesOf(wire: WireSpan) {
   return mergeAttributes(attributeObjects(wire[ATTRIBUTES]), 128, Number.POSITIVE_INFINITY)[0];
 }
 
+/** A sampler that counts the questions it is asked. */
+function counted(sampler: Sampler): { sampler: Sampler; asked: number } {
+  const counter = { sampler, asked: 0 };
+  const ask = sampler.shouldSample.bind(sampler);
+  sampler.shouldSample = (...args) => {
+    counter.asked += 1;
+    return ask(...args);
+  };
+  return counter;
+}
+
 function tracerWith(options: { sampler?: Sampler } = {}) {
   const ended: WireSpan[] = [];
   const provider = new LeanTracerProvider(
@@ -244,21 +255,16 @@ describe("tracing spans - the node's tracer", () => {
   it("tracing spans - a child of our own span follows its sampled flag without asking the sampler; other parents are asked", () => {
     process.env.OTEL_TRACES_SAMPLER = "parentbased_traceidratio";
     process.env.OTEL_TRACES_SAMPLER_ARG = "1";
-    const sampler = samplerFromEnv();
-    let asked = 0;
-    const ask = sampler.shouldSample.bind(sampler);
-    sampler.shouldSample = (...args) => {
-      asked += 1;
-      return ask(...args);
-    };
-    const { tracer, ended } = tracerWith({ sampler });
+    const all = counted(samplerFromEnv());
+    const { tracer, ended } = tracerWith({ sampler: all.sampler });
+    const asked = () => all.asked;
     const root = tracer.startSpan("root", {}, ROOT_CONTEXT);
-    assert.equal(asked, 1, "a root is asked");
+    assert.equal(asked(), 1, "a root is asked");
     const child = tracer.startSpan("child", {}, trace.setSpan(ROOT_CONTEXT, root));
-    assert.equal(asked, 1, "the local parent decided");
+    assert.equal(asked(), 1, "the local parent decided");
     const remote = trace.setSpanContext(ROOT_CONTEXT, { ...root.spanContext(), isRemote: true });
     const far = tracer.startSpan("remote child", {}, remote);
-    assert.equal(asked, 2, "a remote parent is asked about");
+    assert.equal(asked(), 2, "a remote parent is asked about");
     for (const span of [child, far, root]) span.end();
     const traceId = root.spanContext().traceId;
     assert.deepEqual(
@@ -271,27 +277,21 @@ describe("tracing spans - the node's tracer", () => {
     );
     const starter = tracer as unknown as SpanStarter;
     const directChild = starter.startChild("direct child", SpanKind.CLIENT, root);
-    assert.equal(asked, 2, "nor is it asked about a child started without a context");
+    assert.equal(asked(), 2, "nor is it asked about a child started without a context");
     assert.equal(directChild.spanContext().traceId, traceId);
     const farDirect = starter.startChild("remote direct", SpanKind.CONSUMER, {
       ...root.spanContext(),
       isRemote: true,
     });
-    assert.equal(asked, 3, "a remote parent given directly is asked about");
+    assert.equal(asked(), 3, "a remote parent given directly is asked about");
     assert.equal(farDirect.spanContext().traceId, traceId);
     process.env.OTEL_TRACES_SAMPLER_ARG = "0";
-    const none = samplerFromEnv();
-    let askedNone = 0;
-    const askNone = none.shouldSample.bind(none);
-    none.shouldSample = (...args) => {
-      askedNone += 1;
-      return askNone(...args);
-    };
-    const unsampled = tracerWith({ sampler: none }).tracer as unknown as SpanStarter;
+    const none = counted(samplerFromEnv());
+    const unsampled = tracerWith({ sampler: none.sampler }).tracer as unknown as SpanStarter;
     const quiet = unsampled.startChild("q", SpanKind.SERVER, undefined);
     assert.equal(quiet.isRecording(), false, "a root sampled out");
     const below = unsampled.startChild("below", SpanKind.INTERNAL, quiet);
-    assert.equal(askedNone, 1, "a child of our sampled-out span is not asked about either");
+    assert.equal(none.asked, 1, "a child of our sampled-out span is not asked about either");
     assert.equal(below.isRecording(), false, "it is not sampled, in the same trace");
     assert.equal(below.spanContext().traceId, quiet.spanContext().traceId);
     const direct = tracerWith({
