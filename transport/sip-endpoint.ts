@@ -213,13 +213,14 @@ export class SipEndpoint {
       const settle = (response: SipResponse): void => {
         if (settled) return;
         settled = true;
+        // Ended before its bytes were made (closed, or failed to prepare): described from the request.
+        span?.describe(request, target);
         span?.end(response.status);
         span = undefined;
         resolve(response);
       };
       try {
         if (this.#closed) {
-          span?.describe(request, target);
           settle(makeResponse(request, 503, "Endpoint Closed"));
           return;
         }
@@ -250,7 +251,6 @@ export class SipEndpoint {
         });
         transaction.start();
       } catch (error) {
-        span?.describe(request, target);
         this.#log.error("sip request failed before sending", { method: request.method, error });
         settle(makeResponse(request, 503));
       }
